@@ -1,0 +1,111 @@
+import { Type, type Static } from 'typebox';
+
+/**
+ * Every setting the platform reads, one place. Each entry's `description` is the user
+ * documentation: README.md's settings table is generated from it (`npm run docs:config`) and a
+ * test fails when the table is stale. `secret: true` marks values that are never printed.
+ * Values come from environment variables (strings) and are converted to the declared type.
+ */
+const secret = { secret: true } as const;
+
+export const settingsSchema = Type.Object({
+  // --- runtime
+  NODE_ENV: Type.Enum(['development', 'production', 'test'], {
+    default: 'development',
+    group: 'Runtime',
+    description: 'Runtime environment. `production` turns every configuration warning into a start-up error.',
+  }),
+  HOST: Type.Optional(Type.String({
+    group: 'Runtime',
+    description: 'Address the HTTP server binds to. Default: `127.0.0.1` in development, `0.0.0.0` in production.',
+  })),
+  PORT: Type.Integer({ default: 8080, minimum: 1, maximum: 65535, group: 'Runtime', description: 'HTTP port.' }),
+  PUBLIC_URL: Type.Optional(Type.String({
+    format: 'uri', group: 'Runtime',
+    description: 'The address users reach the platform at, used in links (signed file URLs, invitations). Default: `http://localhost:PORT`.',
+  })),
+  DATA_DIR: Type.String({
+    default: './data', group: 'Runtime',
+    description: 'Directory for embedded data: the PGlite database, local object storage and generated development secrets.',
+  }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({
+    default: 10000, minimum: 100, group: 'Runtime',
+    description: 'On SIGTERM/SIGINT, how long in-flight requests may take to finish before the process exits anyway.',
+  }),
+
+  // --- database
+  DATABASE_URL: Type.Optional(Type.String({
+    format: 'uri', group: 'Database', ...secret,
+    description: 'PostgreSQL 15+ connection URL (`postgres://user:pass@host:5432/db?sslmode=require`). Unset: embedded PGlite in DATA_DIR. Required in production.',
+  })),
+  DATABASE_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 1000, group: 'Database', description: 'Maximum connections in the PostgreSQL pool.' }),
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 100, group: 'Database', description: 'How long to wait for a new PostgreSQL connection.' }),
+  DATABASE_IDLE_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 0, group: 'Database', description: 'Idle time after which a pooled connection is closed.' }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 0, group: 'Database', description: 'Server-side statement timeout for every pooled connection (0 = none).' }),
+  DATABASE_SSLMODE: Type.Optional(Type.Enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'], {
+    group: 'Database',
+    description: 'TLS mode for PostgreSQL, as libpq understands it. Overrides `sslmode` in DATABASE_URL.',
+  })),
+  DATABASE_SSL_CA_FILE: Type.Optional(Type.String({ group: 'Database', description: 'CA certificate (PEM) to verify the PostgreSQL server with (verify-ca, verify-full).' })),
+
+  // --- cache
+  REDIS_URL: Type.Optional(Type.String({
+    format: 'uri', group: 'Cache', ...secret,
+    description: 'Redis 7 URL (`redis://` or `rediss://` for TLS). Unset: an in-process cache (one process only).',
+  })),
+  REDIS_PASSWORD: Type.Optional(Type.String({ group: 'Cache', ...secret, description: 'Redis password, when it is not in REDIS_URL.' })),
+  REDIS_TLS: Type.Boolean({ default: false, group: 'Cache', description: 'Connect to Redis over TLS (implied by `rediss://`).' }),
+  REDIS_TLS_CA_FILE: Type.Optional(Type.String({ group: 'Cache', description: 'CA certificate (PEM) to verify the Redis server with.' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'siq:', group: 'Cache', description: 'Prefix of every key and channel the platform uses in Redis.' }),
+
+  // --- object storage
+  S3_ENDPOINT: Type.Optional(Type.String({
+    format: 'uri', group: 'Object storage',
+    description: 'S3-compatible endpoint (MinIO, AWS S3, …). Unset: files are kept under DATA_DIR/objects.',
+  })),
+  S3_REGION: Type.String({ default: 'us-east-1', group: 'Object storage', description: 'S3 region.' }),
+  S3_ACCESS_KEY: Type.Optional(Type.String({ group: 'Object storage', ...secret, description: 'S3 access key id.' })),
+  S3_SECRET_KEY: Type.Optional(Type.String({ group: 'Object storage', ...secret, description: 'S3 secret access key.' })),
+  S3_BUCKET_PREFIX: Type.String({
+    default: 'sentineliq', pattern: '^[a-z0-9][a-z0-9-]{1,40}$', group: 'Object storage',
+    description: 'Bucket names are `<prefix>-<NODE_ENV>-files` and `<prefix>-<NODE_ENV>-backups`.',
+  }),
+  S3_FORCE_PATH_STYLE: Type.Boolean({ default: true, group: 'Object storage', description: 'Path-style addressing (needed by MinIO and most self-hosted stores).' }),
+
+  // --- security
+  JWT_SECRET: Type.Optional(Type.String({
+    group: 'Security', ...secret,
+    description: 'Key that signs access tokens and signed links: 32 bytes or more. Required in production; in development one is generated once and kept in DATA_DIR.',
+  })),
+  ADMIN_EMAILS: Type.String({
+    default: '', group: 'Security',
+    description: 'Comma-separated addresses that become platform admins on first run. Production needs at least one.',
+  }),
+  CORS_ORIGINS: Type.String({
+    default: '', group: 'Security',
+    description: 'Comma-separated origins allowed to call the API from a browser. Empty: no cross-origin access.',
+  }),
+  BODY_LIMIT: Type.Integer({ default: 10485760, minimum: 1024, group: 'Security', description: 'Largest request body accepted, in bytes (413 above it).' }),
+  TLS_CERT_FILE: Type.Optional(Type.String({ group: 'Security', description: 'Certificate chain (PEM) to serve HTTPS with. Needs TLS_KEY_FILE.' })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ group: 'Security', description: 'Private key (PEM) for TLS_CERT_FILE.' })),
+  TRUST_PROXY: Type.Boolean({ default: false, group: 'Security', description: 'Trust X-Forwarded-* headers (set when behind a load balancer).' }),
+
+  // --- logging
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info', group: 'Logging', description: 'Lowest level written to stdout and shipped.',
+  }),
+  LOKI_URL: Type.Optional(Type.String({
+    format: 'uri', group: 'Logging', ...secret,
+    description: 'Ship the platform\'s own logs to this Loki base URL (`http://loki:3100`); credentials may be in the URL.',
+  })),
+  LOGSTASH_HOST: Type.Optional(Type.String({ group: 'Logging', description: 'Ship the platform\'s own logs to Logstash at this host, as JSON lines.' })),
+  LOGSTASH_PORT: Type.Integer({ default: 5000, minimum: 1, maximum: 65535, group: 'Logging', description: 'Logstash port.' }),
+  LOGSTASH_PROTOCOL: Type.Enum(['tcp', 'udp'], { default: 'tcp', group: 'Logging', description: 'Transport to Logstash.' }),
+  LOG_SHIP_BUFFER: Type.Integer({
+    default: 10000, minimum: 10, group: 'Logging',
+    description: 'Log lines kept per sink while it is unreachable; older lines are dropped beyond it and counted in /metrics.',
+  }),
+});
+
+export type Settings = Static<typeof settingsSchema>;
+export type SettingName = keyof Settings;

@@ -1,0 +1,50 @@
+/**
+ * The error catalogue. Every error the platform reports to a caller has a stable code
+ * (`SIQ_…`), an HTTP status and a message that says what to do. Tests assert codes, never text.
+ * docs/errors.md is generated from this table (`npm run docs:config`).
+ */
+export const errorCatalogue = {
+  SIQ_BAD_REQUEST: { status: 400, message: 'The request is malformed. Check the body and parameters against the API documentation at /api/docs.' },
+  SIQ_VALIDATION: { status: 400, message: 'The request failed validation. The details name each field that is wrong.' },
+  SIQ_UNAUTHENTICATED: { status: 401, message: 'Sign in or send a valid API key.' },
+  SIQ_FORBIDDEN: { status: 403, message: 'You are not allowed to do this. Ask a workspace admin for the right role.' },
+  SIQ_NOT_FOUND: { status: 404, message: 'Nothing exists at this address. Check the URL and the ids in it.' },
+  SIQ_ROUTE_NOT_FOUND: { status: 404, message: 'No API route matches this method and path. See /api/docs for the routes that exist.' },
+  SIQ_METHOD_NOT_ALLOWED: { status: 405, message: 'This route does not accept that HTTP method.' },
+  SIQ_CONFLICT: { status: 409, message: 'The request conflicts with the current state. Reload and try again.' },
+  SIQ_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than the server accepts (BODY_LIMIT). Send smaller batches.' },
+  SIQ_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The Content-Type of the request is not supported by this route.' },
+  SIQ_RATE_LIMITED: { status: 429, message: 'Too many requests. Wait for the time given in Retry-After and try again.' },
+  SIQ_INTERNAL: { status: 500, message: 'Something went wrong on the server. The request id identifies the failure in the server log.' },
+  SIQ_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable. Retry after the time given in Retry-After.' },
+  SIQ_SHUTTING_DOWN: { status: 503, message: 'The server is shutting down. Retry against another instance or in a few seconds.' },
+  SIQ_DEPENDENCY_DOWN: { status: 503, message: 'A dependency (database, cache or object store) is unreachable. See /health for which one.' },
+  SIQ_CONFIG_INVALID: { status: 500, message: 'The configuration is invalid. Run `sentineliq doctor` to see each problem and how to fix it.' },
+  SIQ_MIGRATION_CHANGED: { status: 500, message: 'An applied migration was edited after it ran. Restore the original file and add a new migration instead.' },
+  SIQ_MIGRATION_FAILED: { status: 500, message: 'A database migration failed. The migration named in the details was rolled back; fix it and start again.' },
+  SIQ_OBJECT_NOT_FOUND: { status: 404, message: 'The stored file does not exist or was deleted.' },
+  SIQ_OBJECT_KEY_INVALID: { status: 400, message: 'The object key is not allowed: use relative keys of letters, digits and - _ . / without "..".' },
+  SIQ_SIGNED_URL_INVALID: { status: 403, message: 'The signed link is invalid or was altered. Ask for a new link.' },
+  SIQ_SIGNED_URL_EXPIRED: { status: 403, message: 'The signed link has expired. Ask for a new link.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** An error with a catalogue code. `details` is safe to show to the caller; `cause` is not shown. */
+export class SiqError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, options?: { details?: unknown; cause?: unknown }) {
+    super(message ?? errorCatalogue[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SiqError';
+    this.code = code;
+    this.statusCode = errorCatalogue[code].status;
+    this.details = options?.details;
+  }
+}
+
+export function isSiqError(err: unknown, code?: ErrorCode): err is SiqError {
+  return err instanceof SiqError && (code === undefined || err.code === code);
+}
