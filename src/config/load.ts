@@ -66,21 +66,21 @@ export class ConfigError extends Error {
   }
 }
 
-const PLACEHOLDER_SECRETS = [
-  'secret', 'changeme', 'change-me', 'change_me', 'changethis', 'password', 'jwt_secret', 'jwtsecret',
-  'your-secret', 'your_secret', 'yoursecret', 'your-jwt-secret', 'supersecret', 'super-secret', 'mysecret',
-  'default', 'example', 'test', 'development', 'please-change', 'replace-me', 'xxx',
+const PLACEHOLDER_WORDS = [
+  'secret', 'change', 'changeme', 'changethis', 'password', 'jwt', 'key', 'your', 'my', 'super', 'default',
+  'example', 'test', 'development', 'dev', 'please', 'replace', 'here', 'placeholder', 'token', 'admin', 'me', 'this', 'xxx',
 ];
 
-/** True when a secret is a known placeholder, even padded or repeated to reach the length rule. */
+/**
+ * True when a secret is a known placeholder, even padded or repeated to pass the length rule:
+ * made only of placeholder words, digits and separators, or with too few distinct characters.
+ */
 export function isPlaceholderSecret(value: string): boolean {
   const v = value.trim().toLowerCase();
-  if (/^(.)\1*$/.test(v)) return true; // "aaaa…", "0000…"
-  const stripped = v.replace(/[^a-z0-9]/g, '');
-  return PLACEHOLDER_SECRETS.some((p) => {
-    const q = p.replace(/[^a-z0-9]/g, '');
-    return stripped === q || (stripped.startsWith(q) && /^[0-9x_-]*$/.test(v.slice(p.length))) || stripped.replace(new RegExp(q, 'g'), '') === '';
-  }) || /change.?me|your.?secret|replace.?me|placeholder/.test(v);
+  if (new Set(v).size < 8) return true;
+  let rest = v.replace(/[^a-z]/g, '');
+  for (const word of [...PLACEHOLDER_WORDS].sort((a, b) => b.length - a.length)) rest = rest.replaceAll(word, '');
+  return rest.length === 0;
 }
 
 const EMAIL = /^[^\s@,;<>]+@[^\s@,;<>]+\.[^\s@,;<>]+$/;
