@@ -112,7 +112,7 @@ describe.each(implementations)('Database contract: $name', ({ enabled, setup }) 
   it.skipIf(!enabled)('bulk-copies rows with awkward characters intact', async () => {
     await db.exec('CREATE TABLE t_copy (id int, msg text, doc jsonb, at timestamptz, ok boolean)');
     const awkward = ['tab\there', 'new\nline', 'back\\slash \\N', 'crlf\r\n', 'quote \' and "', 'ünïcødé ✓', '', 'nul\0byte'];
-    const rows = awkward.map((msg, i) => [i, msg, { msg, nested: { i } }, new Date(Date.UTC(2026, 0, 1, 0, 0, i)), i % 2 === 0]);
+    const rows: unknown[][] = awkward.map((msg, i) => [i, msg, { msg, nested: { i } }, new Date(Date.UTC(2026, 0, 1, 0, 0, i)), i % 2 === 0]);
     rows.push([99, null, null, null, null]);
     expect(await db.copyFrom('t_copy', ['id', 'msg', 'doc', 'at', 'ok'], rows)).toBe(rows.length);
     const back = await db.query<{ id: number; msg: string | null; doc: unknown; at: Date | null; ok: boolean | null }>('SELECT * FROM t_copy ORDER BY id');

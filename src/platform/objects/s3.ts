@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { SiqError } from '../../errors.js';
 import { validateKey, validateMetadata, validatePrefix } from './keys.js';
 import { bucketKinds, PUBLIC_PREFIX, type BucketKind, type GetResult, type ObjectInfo, type ObjectStore, type PutOptions, type SetupReport, type SignedUrlOptions } from './types.js';
