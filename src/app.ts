@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config/load.js';
+import { registerErrorHandling, sendError } from './http/error-handler.js';
+import { healthRoutes } from './http/health.js';
+import { systemRoutes } from './http/system.js';
+import { createPlatform, type Platform } from './platform/index.js';
+import type { Logger } from './platform/log/logger.js';
+import { registerLogShipperMetrics } from './platform/log/metrics.js';
+import type { LogShipper } from './platform/log/shipper.js';
+import { objectRoutes } from './platform/objects/routes.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    platform: Platform;
+    /** Set by the CLI when a shutdown signal arrived: new requests get 503 SIQ_SHUTTING_DOWN. */
+    lifecycle: { shuttingDown: boolean };
+  }
+}
+
+export interface BuildOptions {
+  /** Reuse an existing platform (tests); otherwise one is created from `config` and closed with the app. */
+  platform?: Platform;
+  logger: Logger;
+  /** Log shippers whose counters /metrics reports. */
+  logShippers?: LogShipper[];
+}
+
+// Incoming X-Request-Id values are echoed into logs and responses, so only plain tokens are kept.
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Builds the HTTP application and the platform services it runs on. Never listens: the CLI
+ * calls `listen`, tests call `inject`.
+ *
+ * @example
+ * const app = await buildApp(config, { logger });
+ * const res = await app.inject({ method: 'GET', url: '/health' });
+ */
+export async function buildApp(config: Config, options: BuildOptions): Promise<FastifyInstance> {
+  const platform = options.platform ?? (await createPlatform(config, options.logger));
+  const ownsPlatform = !options.platform;
+
+  const serverOptions: FastifyServerOptions & { https?: { cert: Buffer; key: Buffer } } = {
+    loggerInstance: options.logger,
+    bodyLimit: config.security.bodyLimit,
+    trustProxy: config.security.trustProxy,
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: false,
+    childLoggerFactory: (logger, bindings, opts, rawReq) => logger.child({ ...bindings, ip: rawReq.socket?.remoteAddress }, opts),
+  };
+  if (config.security.tls) {
+    serverOptions.https = { cert: readFileSync(config.security.tls.certFile), key: readFileSync(config.security.tls.keyFile) };
+  }
+  const app = Fastify(serverOptions) as unknown as FastifyInstance;
+  app.decorate('platform', platform);
+  app.decorate('lifecycle', { shuttingDown: false });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (app.lifecycle.shuttingDown) {
+      reply.header('connection', 'close').header('retry-after', '5');
+      return sendError(reply, 'SIQ_SHUTTING_DOWN');
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    platform.metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  registerErrorHandling(app);
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        baseUri: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+        ...(config.security.tls ? { upgradeInsecureRequests: [] } : {}),
+      },
+    },
+    strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+  await app.register(cors, {
+    // An empty list means no cross-origin access at all, not "everyone".
+    origin: config.security.corsOrigins.includes('*') ? true : config.security.corsOrigins,
+    credentials: true,
+    exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'SentinelIQ API', version: config.version, description: 'Errors use `{error:{code,message,requestId}}`; codes are listed in docs/errors.md.' },
+      servers: [{ url: config.publicUrl }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
+
+  await app.register(healthRoutes, { platform, isShuttingDown: () => app.lifecycle.shuttingDown });
+  registerLogShipperMetrics(platform.metrics.registry, options.logShippers ?? []);
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+    return reply.type(platform.metrics.registry.contentType).send(await platform.metrics.registry.metrics());
+  });
+  await app.register(systemRoutes, { platform, prefix: '/api/v1' });
+  await app.register(objectRoutes(platform.objects));
+
+  if (ownsPlatform) app.addHook('onClose', async () => platform.close());
+  return app;
+}

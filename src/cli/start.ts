@@ -1,0 +1,52 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../app.js';
+import type { Config } from '../config/load.js';
+import { recordStart } from '../platform/index.js';
+import { createLoggerFromConfig } from '../platform/log/logger.js';
+
+/**
+ * Starts the platform and serves until SIGTERM/SIGINT. Shutdown stops accepting connections,
+ * lets in-flight requests finish, closes pools and log shippers, and exits; if that takes longer
+ * than SHUTDOWN_TIMEOUT_MS the process exits anyway (code 1) so an orchestrator never waits forever.
+ */
+export async function startCommand(config: Config, warnings: string[]): Promise<FastifyInstance> {
+  const { logger, shippers, close: closeLogs } = createLoggerFromConfig(config);
+  for (const warning of warnings) logger.warn({ component: 'config' }, warning);
+
+  const app = await buildApp(config, { logger, logShippers: shippers });
+  const instance = await recordStart(app.platform.db);
+  await app.listen({ host: config.host, port: config.port });
+  const scheme = config.security.tls ? 'https' : 'http';
+  const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' || config.host === '::' ? 'localhost' : config.host;
+  logger.info(
+    { component: 'server', database: app.platform.db.kind, cache: app.platform.cache.kind, objectStore: app.platform.objects.kind, instanceId: instance.id, startCount: instance.startCount },
+    `SentinelIQ ${config.version} listening on ${scheme}://${shownHost}:${config.port} (${config.env})`,
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ component: 'server', signal }, 'shutting down: finishing in-flight requests');
+    app.lifecycle.shuttingDown = true;
+    const timer = setTimeout(() => {
+      logger.error({ component: 'server' }, `shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting anyway`);
+      void closeLogs().finally(() => process.exit(1));
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    try {
+      await app.close();
+      logger.info({ component: 'server' }, 'stopped');
+      await closeLogs();
+      clearTimeout(timer);
+      process.exit(0);
+    } catch (err) {
+      logger.error({ component: 'server', err }, 'shutdown failed');
+      await closeLogs();
+      process.exit(1);
+    }
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  return app;
+}

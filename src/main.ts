@@ -1,0 +1,99 @@
+import { Command } from 'commander';
+import { ConfigError, loadConfig, type ConfigResult } from './config/load.js';
+import { resolveSecrets } from './config/secrets.js';
+import { readPackageVersion } from './config/version.js';
+import { runDoctor } from './cli/doctor.js';
+import { startCommand } from './cli/start.js';
+import { createDatabase, migrate, migrationStatus } from './platform/db/index.js';
+import { deriveKey } from './platform/index.js';
+import { createObjectStore } from './platform/objects/index.js';
+
+/** Loads the configuration or exits with one message that lists every problem. */
+function configOrExit(): ConfigResult {
+  const result = loadConfig();
+  if (result.problems.length > 0) {
+    console.error(new ConfigError(result.problems).message);
+    process.exit(1);
+  }
+  return { ...result, config: resolveSecrets(result.config) };
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+const program = new Command()
+  .name('sentineliq')
+  .description('SentinelIQ: self-hosted security operations platform')
+  .version(readPackageVersion(), '-v, --version');
+
+program
+  .command('start')
+  .description('run the platform (HTTP API) until SIGTERM/SIGINT')
+  .action(async () => {
+    const { config, warnings } = configOrExit();
+    await startCommand(config, warnings);
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and print a status per migration')
+  .option('--status', 'only show the status; apply nothing')
+  .action(async (opts: { status?: boolean }) => {
+    const { config } = configOrExit();
+    const db = await createDatabase(config);
+    try {
+      const statuses = opts.status ? await migrationStatus(db) : await migrate(db);
+      printTable([['MIGRATION', 'STATE', 'APPLIED AT', 'MS'], ...statuses.map((s) => [s.name, s.state, s.appliedAt?.toISOString() ?? '-', s.durationMs === undefined ? '-' : String(s.durationMs)])]);
+      if (statuses.some((s) => s.state === 'changed' || s.state === 'missing')) process.exitCode = 1;
+    } catch (err) {
+      console.error(`migrate failed: ${(err as Error).message}`);
+      process.exitCode = 1;
+    } finally {
+      await db.close();
+    }
+  });
+
+program
+  .command('doctor')
+  .description('check the configuration and every dependency, and say how to fix what is wrong')
+  .action(async () => {
+    const checks = await runDoctor(loadConfig());
+    for (const check of checks) {
+      console.log(`${check.ok ? '✓' : '✗'} ${check.name}: ${check.detail}`);
+      if (!check.ok && check.fix) console.log(`    fix: ${check.fix}`);
+    }
+    const failed = checks.filter((c) => !c.ok).length;
+    console.log(failed === 0 ? '\nAll checks passed.' : `\n${failed} problem(s) found.`);
+    process.exitCode = failed === 0 ? 0 : 1;
+  });
+
+program
+  .command('setup-storage')
+  .description('create the object storage buckets and allow public reads of public/ in the files bucket')
+  .action(async () => {
+    const { config } = configOrExit();
+    const objects = createObjectStore({ env: config.env, dataDir: config.dataDir, publicUrl: config.publicUrl, signingKey: deriveKey(config, 'object-urls'), s3: config.s3 });
+    try {
+      const report = await objects.setup();
+      for (const bucket of report.buckets) console.log(`${bucket.created ? 'created ' : 'exists  '} ${bucket.name} (${bucket.kind})`);
+      const pr = report.publicRead;
+      console.log(`${pr.applied ? 'public read granted on' : 'public read NOT applied on'} ${pr.bucket}/${pr.prefix}*${pr.note ? ` — ${pr.note}` : ''}`);
+    } catch (err) {
+      console.error(`setup-storage failed: ${(err as Error).message}`);
+      process.exitCode = 1;
+    } finally {
+      await objects.close();
+    }
+  });
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => console.log(readPackageVersion()));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});
