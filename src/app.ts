@@ -9,7 +9,16 @@ import type { Config } from './config/load.js';
 import { registerErrorHandling, sendError } from './http/error-handler.js';
 import { healthRoutes } from './http/health.js';
 import { systemRoutes } from './http/system.js';
+import { parseLimits, type Limits } from './http/rate-limit.js';
+import { auditRoutes } from './modules/audit/routes.js';
+import { appendAudit } from './modules/audit/service.js';
+import { identityRoutes } from './modules/identity/routes.js';
+import { IdentityService } from './modules/identity/service.js';
+import { policyRoutes } from './modules/policy/routes.js';
+import { PolicyService } from './modules/policy/service.js';
+import { workspaceRoutes } from './modules/workspaces/routes.js';
 import { createPlatform, type Platform } from './platform/index.js';
+import { createMailer, type Mailer } from './platform/mail.js';
 import type { Logger } from './platform/log/logger.js';
 import { registerLogShipperMetrics } from './platform/log/metrics.js';
 import type { LogShipper } from './platform/log/shipper.js';
@@ -20,8 +29,16 @@ declare module 'fastify' {
     platform: Platform;
     /** Set by the CLI when a shutdown signal arrived: new requests get 503 SIQ_SHUTTING_DOWN. */
     lifecycle: { shuttingDown: boolean };
+    identity: IdentityService;
+    policy: PolicyService;
+    limits: Limits;
+    mailer: Mailer;
+    /** Every route registered, for tests that must cover all of them (tenant isolation, audit). */
+    routeTable: Array<{ method: string; url: string; config: unknown }>;
   }
 }
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface BuildOptions {
   /** Reuse an existing platform (tests); otherwise one is created from `config` and closed with the app. */
@@ -65,6 +82,14 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   const app = Fastify(serverOptions) as unknown as FastifyInstance;
   app.decorate('platform', platform);
   app.decorate('lifecycle', { shuttingDown: false });
+  app.decorate('identity', new IdentityService(platform));
+  app.decorate('policy', new PolicyService(platform));
+  app.decorate('limits', parseLimits(config.security.rateLimits));
+  app.decorate('mailer', createMailer(config, options.logger));
+  app.decorate('routeTable', []);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) app.routeTable.push({ method, url: route.url, config: route.config });
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -81,6 +106,28 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   });
 
   registerErrorHandling(app);
+
+  // Every successful state-changing request lands in the audit log before its response leaves.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const spec = request.routeOptions.config.audit;
+    if (!spec || !STATE_CHANGING.has(request.method) || reply.statusCode >= 400) return payload;
+    const auth = request.auth;
+    await appendAudit(platform.db, {
+      workspaceId: request.audit?.workspaceId ?? request.workspace?.id ?? null,
+      userId: auth?.kind === 'user' ? auth.userId : null,
+      userEmail: auth?.kind === 'user' ? auth.email : null,
+      apiKeyId: auth?.kind === 'apikey' ? auth.apiKeyId : null,
+      action: spec.action,
+      resource: spec.resource,
+      resourceId: request.audit?.resourceId ?? null,
+      description: request.audit?.description ?? '',
+      ip: request.ip,
+      userAgent: request.headers['user-agent'] ?? null,
+      requestId: String(request.id),
+      metadata: request.audit?.metadata,
+    });
+    return payload;
+  });
 
   await app.register(helmet, {
     contentSecurityPolicy: {
@@ -125,6 +172,10 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
     return reply.type(platform.metrics.registry.contentType).send(await platform.metrics.registry.metrics());
   });
   await app.register(systemRoutes, { platform, prefix: '/api/v1' });
+  await app.register(identityRoutes, { prefix: '/api/v1' });
+  await app.register(workspaceRoutes, { prefix: '/api/v1' });
+  await app.register(policyRoutes, { prefix: '/api/v1' });
+  await app.register(auditRoutes, { prefix: '/api/v1' });
   await app.register(objectRoutes(platform.objects));
 
   if (ownsPlatform) app.addHook('onClose', async () => platform.close());

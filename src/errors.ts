@@ -25,6 +25,16 @@ export const errorCatalogue = {
   SIQ_OBJECT_NOT_FOUND: { status: 404, message: 'The stored file does not exist or was deleted.' },
   SIQ_OBJECT_KEY_INVALID: { status: 400, message: 'The object key is not allowed: use relative keys of letters, digits and - _ . / without "..".' },
   SIQ_SIGNED_URL_INVALID: { status: 403, message: 'The signed link is invalid or was altered. Ask for a new link.' },
+  SIQ_INVALID_CREDENTIALS: { status: 401, message: 'The email or password is wrong.' },
+  SIQ_ACCOUNT_LOCKED: { status: 423, message: 'The account is locked after repeated failed sign-ins. Wait for the time given in Retry-After, or ask an admin.' },
+  SIQ_TOKEN_INVALID: { status: 401, message: 'The token is invalid or expired. Sign in again.' },
+  SIQ_TOKEN_REUSED: { status: 401, message: 'This refresh token was already used, so every session of that sign-in was revoked. Sign in again.' },
+  SIQ_WEAK_PASSWORD: { status: 400, message: 'The password does not meet the password policy: 12 to 256 characters, not a common password, not your email.' },
+  SIQ_SETUP_TOKEN_INVALID: { status: 400, message: 'The setup token is invalid, used or expired. Restart the platform to print a new one.' },
+  SIQ_INVITATION_INVALID: { status: 400, message: 'The invitation is invalid, used, revoked or expired. Ask for a new invitation.' },
+  SIQ_LAST_OWNER: { status: 409, message: 'A workspace needs at least one owner. Make someone else owner first.' },
+  SIQ_API_KEY_SCOPE: { status: 403, message: 'The API key lacks the scope this route needs.' },
+  SIQ_POLICY_INVALID: { status: 400, message: 'The policy is invalid. The details name each problem.' },
   SIQ_SIGNED_URL_EXPIRED: { status: 403, message: 'The signed link has expired. Ask for a new link.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

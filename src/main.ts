@@ -5,6 +5,7 @@ import { readPackageVersion } from './config/version.js';
 import { runDoctor } from './cli/doctor.js';
 import { startCommand } from './cli/start.js';
 import { createDatabase, migrate, migrationStatus } from './platform/db/index.js';
+import { listChains, verifyChain } from './modules/audit/service.js';
 import { deriveKey } from './platform/index.js';
 import { createObjectStore } from './platform/objects/index.js';
 
@@ -85,6 +86,32 @@ program
       process.exitCode = 1;
     } finally {
       await objects.close();
+    }
+  });
+
+const audit = program.command('audit').description('the tamper-evident audit log');
+audit
+  .command('verify')
+  .description('recompute every workspace\'s hash chain and name the first broken link')
+  .option('--workspace <id>', 'only this workspace')
+  .action(async (opts: { workspace?: string }) => {
+    const { config } = configOrExit();
+    const db = await createDatabase(config);
+    try {
+      const chains = opts.workspace ? [opts.workspace] : await listChains(db);
+      let broken = 0;
+      for (const workspaceId of chains) {
+        const result = await verifyChain(db, workspaceId);
+        if (result.ok) console.log(`✓ ${workspaceId}: ${result.checked} entries verify`);
+        else {
+          broken++;
+          console.log(`✗ ${workspaceId}: first broken entry seq ${result.firstBroken!.seq}${result.firstBroken!.id ? ` (id ${result.firstBroken!.id})` : ''}: ${result.firstBroken!.reason} (${result.checked} entries before it verify)`);
+        }
+      }
+      console.log(broken === 0 ? `${chains.length} chain(s) verified.` : `${broken} of ${chains.length} chain(s) are broken.`);
+      process.exitCode = broken === 0 ? 0 : 1;
+    } finally {
+      await db.close();
     }
   });
 

@@ -15,6 +15,7 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
 
   const app = await buildApp(config, { logger, logShippers: shippers });
   const instance = await recordStart(app.platform.db);
+  await app.identity.bootstrapAdmins();
   await app.listen({ host: config.host, port: config.port });
   const scheme = config.security.tls ? 'https' : 'http';
   const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' || config.host === '::' ? 'localhost' : config.host;

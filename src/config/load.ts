@@ -1,5 +1,6 @@
 import { Value } from 'typebox/value';
 import { settingsSchema, type Settings, type SettingName } from './schema.js';
+import { parseLimits } from '../http/rate-limit.js';
 import { readPackageVersion } from './version.js';
 
 export type Environment = Settings['NODE_ENV'];
@@ -40,7 +41,11 @@ export interface Config {
     bodyLimit: number;
     tls?: { certFile: string; keyFile: string };
     trustProxy: boolean;
+    rateLimits: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlDays: number;
   };
+  smtp: { url?: string; from: string };
   log: {
     level: Settings['LOG_LEVEL'];
     lokiUrl?: string;
@@ -151,6 +156,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ['S3_ENDPOINT', ['http:', 'https:']],
     ['LOKI_URL', ['http:', 'https:']],
     ['PUBLIC_URL', ['http:', 'https:']],
+    ['SMTP_URL', ['smtp:', 'smtps:']],
   ];
   for (const [name, protocols] of urlChecks) {
     const value = s[name] as string | undefined;
@@ -188,6 +194,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const corsOrigins = list(s.CORS_ORIGINS);
   for (const origin of corsOrigins) {
     if (origin !== '*' && !isValidUrl(origin, ['http:', 'https:'])) problems.push(`CORS_ORIGINS has an invalid origin: ${origin}.`);
+  }
+  try {
+    parseLimits(s.RATE_LIMITS);
+  } catch (err) {
+    problems.push((err as Error).message);
   }
   if (isProduction && corsOrigins.includes('*')) problems.push('CORS_ORIGINS must not be * in production: list the console\'s origins.');
 
@@ -235,7 +246,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       bodyLimit: s.BODY_LIMIT,
       tls: s.TLS_CERT_FILE && s.TLS_KEY_FILE ? { certFile: s.TLS_CERT_FILE, keyFile: s.TLS_KEY_FILE } : undefined,
       trustProxy: s.TRUST_PROXY,
+      rateLimits: s.RATE_LIMITS,
+      accessTokenTtlSeconds: s.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlDays: s.REFRESH_TOKEN_TTL_DAYS,
     },
+    smtp: { url: s.SMTP_URL, from: s.SMTP_FROM },
     log: {
       level: s.LOG_LEVEL,
       lokiUrl: s.LOKI_URL,

@@ -88,6 +88,17 @@ export const settingsSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ default: 10485760, minimum: 1024, group: 'Security', description: 'Largest request body accepted, in bytes (413 above it).' }),
   TLS_CERT_FILE: Type.Optional(Type.String({ group: 'Security', description: 'Certificate chain (PEM) to serve HTTPS with. Needs TLS_KEY_FILE.' })),
   TLS_KEY_FILE: Type.Optional(Type.String({ group: 'Security', description: 'Private key (PEM) for TLS_CERT_FILE.' })),
+  RATE_LIMITS: Type.String({
+    default: '', group: 'Security',
+    description: 'Overrides of the named rate limits, e.g. `workspace-create=5/1h,invitation=10/1m,sign-in=20/15m,workspace-update=30/1m,api-key=1200/1m` (the defaults).',
+  }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ default: 900, minimum: 60, maximum: 86400, group: 'Security', description: 'Lifetime of an access token (JWT).' }),
+  REFRESH_TOKEN_TTL_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 365, group: 'Security', description: 'Lifetime of a refresh token; each use rotates it.' }),
+  SMTP_URL: Type.Optional(Type.String({
+    format: 'uri', group: 'Security', ...secret,
+    description: 'SMTP server for invitation emails (`smtp://user:pass@host:587`, `smtps://…`). Unset: invitation links are written to the log.',
+  })),
+  SMTP_FROM: Type.String({ default: 'SentinelIQ <no-reply@localhost>', group: 'Security', description: 'Sender address of the platform\'s emails.' }),
   TRUST_PROXY: Type.Boolean({ default: false, group: 'Security', description: 'Trust X-Forwarded-* headers (set when behind a load balancer).' }),
 
   // --- logging
