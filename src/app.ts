@@ -13,6 +13,11 @@ import { parseLimits, type Limits } from './http/rate-limit.js';
 import { auditRoutes } from './modules/audit/routes.js';
 import { appendAudit } from './modules/audit/service.js';
 import { identityRoutes } from './modules/identity/routes.js';
+import { IngestPipeline } from './modules/ingest/pipeline.js';
+import { elasticsearchSource } from './modules/ingest/sources/elasticsearch.js';
+import { httpSource } from './modules/ingest/sources/http.js';
+import { lokiSource } from './modules/ingest/sources/loki.js';
+import { eventRoutes } from './modules/events/routes.js';
 import { IdentityService } from './modules/identity/service.js';
 import { policyRoutes } from './modules/policy/routes.js';
 import { PolicyService } from './modules/policy/service.js';
@@ -33,6 +38,7 @@ declare module 'fastify' {
     policy: PolicyService;
     limits: Limits;
     mailer: Mailer;
+    ingest: IngestPipeline;
     /** Every route registered, for tests that must cover all of them (tenant isolation, audit). */
     routeTable: Array<{ method: string; url: string; config: unknown }>;
   }
@@ -87,6 +93,7 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   app.decorate('limits', parseLimits(config.security.rateLimits));
   app.decorate('mailer', createMailer(config, options.logger));
   app.decorate('routeTable', []);
+  app.decorate('ingest', new IngestPipeline(platform, { maxQueuedEvents: config.ingest.queueEvents, batchSize: config.ingest.batchEvents }));
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) app.routeTable.push({ method, url: route.url, config: route.config });
   });
@@ -176,8 +183,16 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   await app.register(workspaceRoutes, { prefix: '/api/v1' });
   await app.register(policyRoutes, { prefix: '/api/v1' });
   await app.register(auditRoutes, { prefix: '/api/v1' });
+  await app.register(httpSource(app.ingest), { prefix: '/api/v1' });
+  await app.register(eventRoutes, { prefix: '/api/v1' });
+  await app.register(lokiSource(app.ingest));
+  await app.register(elasticsearchSource(app.ingest));
   await app.register(objectRoutes(platform.objects));
 
-  if (ownsPlatform) app.addHook('onClose', async () => platform.close());
+  // Events accepted before shutdown are written before the database closes.
+  app.addHook('onClose', async () => {
+    await app.ingest.close();
+    if (ownsPlatform) await platform.close();
+  });
   return app;
 }

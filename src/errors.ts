@@ -35,6 +35,9 @@ export const errorCatalogue = {
   SIQ_LAST_OWNER: { status: 409, message: 'A workspace needs at least one owner. Make someone else owner first.' },
   SIQ_API_KEY_SCOPE: { status: 403, message: 'The API key lacks the scope this route needs.' },
   SIQ_POLICY_INVALID: { status: 400, message: 'The policy is invalid. The details name each problem.' },
+  SIQ_INGEST_BUSY: { status: 503, message: 'The ingest queue is full. Retry after the time given in Retry-After; nothing of this request was stored.' },
+  SIQ_EVENT_INVALID: { status: 400, message: 'The event is not valid. The per-item errors say which and why; the other events were stored.' },
+  SIQ_QUERY_SYNTAX: { status: 400, message: 'The search query has a syntax error at the position given in the details.' },
   SIQ_SIGNED_URL_EXPIRED: { status: 403, message: 'The signed link has expired. Ask for a new link.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -46,6 +46,7 @@ export interface Config {
     refreshTokenTtlDays: number;
   };
   smtp: { url?: string; from: string };
+  ingest: { queueEvents: number; batchEvents: number };
   log: {
     level: Settings['LOG_LEVEL'];
     lokiUrl?: string;
@@ -251,6 +252,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshTokenTtlDays: s.REFRESH_TOKEN_TTL_DAYS,
     },
     smtp: { url: s.SMTP_URL, from: s.SMTP_FROM },
+    ingest: { queueEvents: s.INGEST_QUEUE_EVENTS, batchEvents: s.INGEST_BATCH_EVENTS },
     log: {
       level: s.LOG_LEVEL,
       lokiUrl: s.LOKI_URL,

@@ -101,6 +101,13 @@ export const settingsSchema = Type.Object({
   SMTP_FROM: Type.String({ default: 'SentinelIQ <no-reply@localhost>', group: 'Security', description: 'Sender address of the platform\'s emails.' }),
   TRUST_PROXY: Type.Boolean({ default: false, group: 'Security', description: 'Trust X-Forwarded-* headers (set when behind a load balancer).' }),
 
+  // --- ingestion
+  INGEST_QUEUE_EVENTS: Type.Integer({
+    default: 50000, minimum: 100, group: 'Ingestion',
+    description: 'Events accepted but not yet written, at most. Beyond it sources push back: HTTP 503/429 with Retry-After, TCP stops reading, UDP drops and counts.',
+  }),
+  INGEST_BATCH_EVENTS: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, group: 'Ingestion', description: 'Events written per COPY.' }),
+
   // --- logging
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info', group: 'Logging', description: 'Lowest level written to stdout and shipped.',

@@ -25,8 +25,11 @@ declare module 'fastify' {
     audit?: { resourceId?: string | null; description?: string; metadata?: Record<string, unknown>; workspaceId?: string };
   }
   interface FastifyContextConfig {
-    /** Every state-changing route names the audit action it records (checked by a test). */
-    audit?: { action: string; resource: string };
+    /**
+     * Every state-changing route names the audit action it records (checked by a test), or
+     * `false` where an entry per request makes no sense (event ingestion, read-only POSTs).
+     */
+    audit?: { action: string; resource: string } | false;
   }
 }
 
@@ -66,7 +69,7 @@ async function authenticateApiKey(request: FastifyRequest, reply: FastifyReply, 
   return { kind: 'apikey', apiKeyId: row.id, workspaceId: row.workspace_id, scopes: row.scopes, name: row.name };
 }
 
-/** preHandler: a signed-in user or an API key; 401 otherwise. */
+/** Route hook (onRequest, before the body is read or validated): a signed-in user or an API key; 401 otherwise. */
 export async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const credential = credentialFrom(request);
   if (!credential) throw new SiqError('SIQ_UNAUTHENTICATED');
@@ -80,7 +83,7 @@ export async function authenticate(request: FastifyRequest, reply: FastifyReply)
   request.auth = { kind: 'user', userId: user.id, sessionId: claims.sessionId, email: user.email, isPlatformAdmin: user.isPlatformAdmin };
 }
 
-/** preHandler: a signed-in user (API keys are refused). */
+/** Route hook: a signed-in user (API keys are refused). */
 export async function requireUser(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   await authenticate(request, reply);
   if (request.auth?.kind !== 'user') throw new SiqError('SIQ_FORBIDDEN', 'This route needs a signed-in user, not an API key.');
@@ -96,7 +99,7 @@ export function scopeFor(action: string): ApiKeyScope {
 const API_KEY_ROLE: Record<ApiKeyScope, Role> = { read: 'viewer', ingest: 'analyst', admin: 'admin' };
 
 /**
- * preHandler factory for workspace-scoped routes (`/workspaces/:workspaceId/…`): the caller must be
+ * Route hook factory (use as onRequest, so nothing is parsed or validated for outsiders) for workspace-scoped routes (`/workspaces/:workspaceId/…`): the caller must be
  * a member (or a key of that workspace), and the policy engine must allow `action` on the
  * resource. Non-members get 404 so workspace ids cannot be probed; members without the right
  * get 403.

@@ -37,7 +37,7 @@ export async function auditRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { workspaceId: string }; Querystring: FilterQuery }>(
     '/workspaces/:workspaceId/audit',
-    { preHandler: workspaceAccess('audit:read', 'audit'), schema: { tags: ['audit'], summary: 'Audit entries, newest first (page with beforeSeq)', querystring: Filters } },
+    { onRequest: workspaceAccess('audit:read', 'audit'), schema: { tags: ['audit'], summary: 'Audit entries, newest first (page with beforeSeq)', querystring: Filters } },
     async (request) => {
       const entries = await queryAudit(db, filters(request));
       return { entries, nextBeforeSeq: entries.length > 0 ? entries.at(-1)!.seq : null };
@@ -46,7 +46,7 @@ export async function auditRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { workspaceId: string }; Querystring: FilterQuery }>(
     '/workspaces/:workspaceId/audit/export',
-    { preHandler: workspaceAccess('audit:export', 'audit'), schema: { tags: ['audit'], summary: 'Export as CSV (default) or NDJSON, streamed', querystring: Filters } },
+    { onRequest: workspaceAccess('audit:export', 'audit'), schema: { tags: ['audit'], summary: 'Export as CSV (default) or NDJSON, streamed', querystring: Filters } },
     async (request, reply) => {
       const { beforeSeq: _b, limit: _l, ...q } = filters(request);
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -61,7 +61,7 @@ export async function auditRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/audit/verify',
-    { preHandler: workspaceAccess('audit:read', 'audit'), schema: { tags: ['audit'], summary: 'Recompute the hash chain and name the first broken link' } },
+    { onRequest: workspaceAccess('audit:read', 'audit'), schema: { tags: ['audit'], summary: 'Recompute the hash chain and name the first broken link' } },
     async (request) => verifyChain(db, request.params.workspaceId),
   );
 }

@@ -64,7 +64,7 @@ export async function identityRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post('/auth/logout', { config: { audit: { action: 'auth.sign_out', resource: 'session' } }, preHandler: requireUser, schema: { tags: ['auth'], summary: 'Sign out this session' } }, async (request, reply) => {
+  app.post('/auth/logout', { config: { audit: { action: 'auth.sign_out', resource: 'session' } }, onRequest: requireUser, schema: { tags: ['auth'], summary: 'Sign out this session' } }, async (request, reply) => {
     const auth = request.auth!;
     if (auth.kind !== 'user') throw new SiqError('SIQ_FORBIDDEN');
     await identity.revokeFamily(auth.sessionId, 'signed out');
@@ -72,7 +72,7 @@ export async function identityRoutes(app: FastifyInstance): Promise<void> {
     return reply.status(204).send();
   });
 
-  app.get('/auth/me', { preHandler: requireUser, schema: { tags: ['auth'], summary: 'The signed-in user and their workspaces' } }, async (request) => {
+  app.get('/auth/me', { onRequest: requireUser, schema: { tags: ['auth'], summary: 'The signed-in user and their workspaces' } }, async (request) => {
     const auth = request.auth!;
     if (auth.kind !== 'user') throw new SiqError('SIQ_FORBIDDEN');
     const user = await identity.getUser(auth.userId);
@@ -83,7 +83,7 @@ export async function identityRoutes(app: FastifyInstance): Promise<void> {
     return { user, workspaces: rows };
   });
 
-  app.get('/auth/sessions', { preHandler: requireUser, schema: { tags: ['auth'], summary: 'My active sessions' } }, async (request) => {
+  app.get('/auth/sessions', { onRequest: requireUser, schema: { tags: ['auth'], summary: 'My active sessions' } }, async (request) => {
     const auth = request.auth!;
     if (auth.kind !== 'user') throw new SiqError('SIQ_FORBIDDEN');
     return { sessions: (await identity.listSessions(auth.userId)).map((s) => ({ ...s, current: s.id === auth.sessionId })) };
@@ -91,7 +91,7 @@ export async function identityRoutes(app: FastifyInstance): Promise<void> {
 
   app.delete<{ Params: { sessionId: string } }>(
     '/auth/sessions/:sessionId',
-    { config: { audit: { action: 'auth.session_revoke', resource: 'session' } }, preHandler: requireUser, schema: { tags: ['auth'], summary: 'Revoke one of my sessions' } },
+    { config: { audit: { action: 'auth.session_revoke', resource: 'session' } }, onRequest: requireUser, schema: { tags: ['auth'], summary: 'Revoke one of my sessions' } },
     async (request, reply) => {
       const auth = request.auth!;
       if (auth.kind !== 'user') throw new SiqError('SIQ_FORBIDDEN');

@@ -12,7 +12,7 @@ import { presentPolicy } from './service.js';
 export async function policyRoutes(app: FastifyInstance): Promise<void> {
   const db = app.platform.db;
 
-  app.get<{ Params: { workspaceId: string } }>('/workspaces/:workspaceId/policies', { preHandler: workspaceAccess('policies:read', 'policies'), schema: { tags: ['policies'] } }, async (request) => ({
+  app.get<{ Params: { workspaceId: string } }>('/workspaces/:workspaceId/policies', { onRequest: workspaceAccess('policies:read', 'policies'), schema: { tags: ['policies'] } }, async (request) => ({
     policies: (await app.policy.listRows(request.params.workspaceId)).map(presentPolicy),
   }));
 
@@ -36,7 +36,7 @@ export async function policyRoutes(app: FastifyInstance): Promise<void> {
 
   app.post<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/policies',
-    { config: { audit: { action: 'policy.create', resource: 'policy' } }, preHandler: workspaceAccess('policies:write', 'policies'), schema: { tags: ['policies'], summary: 'Add a policy', body: Type.Object({}, { additionalProperties: true }) } },
+    { config: { audit: { action: 'policy.create', resource: 'policy' } }, onRequest: workspaceAccess('policies:write', 'policies'), schema: { tags: ['policies'], summary: 'Add a policy', body: Type.Object({}, { additionalProperties: true }) } },
     async (request, reply) => {
       await enforce(request, reply, 'workspace-update', request.params.workspaceId);
       const policy = await save(request.params.workspaceId, request.body, undefined, uid(request.auth));
@@ -47,7 +47,7 @@ export async function policyRoutes(app: FastifyInstance): Promise<void> {
 
   app.put<{ Params: { workspaceId: string; policyId: string } }>(
     '/workspaces/:workspaceId/policies/:policyId',
-    { config: { audit: { action: 'policy.update', resource: 'policy' } }, preHandler: workspaceAccess('policies:write', 'policies', 'policyId'), schema: { tags: ['policies'], summary: 'Replace a policy', body: Type.Object({}, { additionalProperties: true }) } },
+    { config: { audit: { action: 'policy.update', resource: 'policy' } }, onRequest: workspaceAccess('policies:write', 'policies', 'policyId'), schema: { tags: ['policies'], summary: 'Replace a policy', body: Type.Object({}, { additionalProperties: true }) } },
     async (request, reply) => {
       if (!isUuid(request.params.policyId)) throw new SiqError('SIQ_NOT_FOUND');
       await enforce(request, reply, 'workspace-update', request.params.workspaceId);
@@ -59,7 +59,7 @@ export async function policyRoutes(app: FastifyInstance): Promise<void> {
 
   app.delete<{ Params: { workspaceId: string; policyId: string } }>(
     '/workspaces/:workspaceId/policies/:policyId',
-    { config: { audit: { action: 'policy.delete', resource: 'policy' } }, preHandler: workspaceAccess('policies:delete', 'policies', 'policyId'), schema: { tags: ['policies'], summary: 'Delete a policy' } },
+    { config: { audit: { action: 'policy.delete', resource: 'policy' } }, onRequest: workspaceAccess('policies:delete', 'policies', 'policyId'), schema: { tags: ['policies'], summary: 'Delete a policy' } },
     async (request, reply) => {
       const { workspaceId, policyId } = request.params;
       if (!isUuid(policyId)) throw new SiqError('SIQ_NOT_FOUND');
@@ -75,7 +75,8 @@ export async function policyRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Params: { workspaceId: string }; Body: { action: string; resource: string; userId?: string; role?: Role; ip?: string; time?: string } }>(
     '/workspaces/:workspaceId/policies/explain',
     {
-      preHandler: workspaceAccess('policies:read', 'policies'),
+      config: { audit: false },
+      onRequest: workspaceAccess('policies:read', 'policies'),
       schema: {
         tags: ['policies'], summary: 'Which policy decides an action, and why',
         body: Type.Object({

@@ -17,7 +17,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: { name: string } }>(
     '/workspaces',
-    { config: audit('workspace.create', 'workspace'), preHandler: requireUser, schema: { tags: ['workspaces'], summary: 'Create a workspace (you become its owner)', body: Type.Object({ name: Name }, { additionalProperties: false }) } },
+    { config: audit('workspace.create', 'workspace'), onRequest: requireUser, schema: { tags: ['workspaces'], summary: 'Create a workspace (you become its owner)', body: Type.Object({ name: Name }, { additionalProperties: false }) } },
     async (request, reply) => {
       const uid = userId(request.auth)!;
       await enforce(request, reply, 'workspace-create', uid);
@@ -27,19 +27,19 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.get('/workspaces', { preHandler: requireUser, schema: { tags: ['workspaces'], summary: 'Workspaces I belong to' } }, async (request) => ({
+  app.get('/workspaces', { onRequest: requireUser, schema: { tags: ['workspaces'], summary: 'Workspaces I belong to' } }, async (request) => ({
     workspaces: await service.listForUser(userId(request.auth)!),
   }));
 
   app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId',
-    { preHandler: workspaceAccess('workspace:read', 'workspace'), schema: { tags: ['workspaces'], params: WorkspaceParams } },
+    { onRequest: workspaceAccess('workspace:read', 'workspace'), schema: { tags: ['workspaces'], params: WorkspaceParams } },
     async (request) => ({ ...(await service.get(request.params.workspaceId)), role: request.workspace!.role }),
   );
 
   app.patch<{ Params: { workspaceId: string }; Body: { name: string } }>(
     '/workspaces/:workspaceId',
-    { config: audit('workspace.rename', 'workspace'), preHandler: workspaceAccess('workspace:update', 'workspace'), schema: { tags: ['workspaces'], summary: 'Rename', params: WorkspaceParams, body: Type.Object({ name: Name }, { additionalProperties: false }) } },
+    { config: audit('workspace.rename', 'workspace'), onRequest: workspaceAccess('workspace:update', 'workspace'), schema: { tags: ['workspaces'], summary: 'Rename', params: WorkspaceParams, body: Type.Object({ name: Name }, { additionalProperties: false }) } },
     async (request, reply) => {
       await enforce(request, reply, 'workspace-update', request.params.workspaceId);
       const workspace = await service.rename(request.params.workspaceId, request.body.name.trim());
@@ -50,7 +50,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
 
   app.delete<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId',
-    { config: audit('workspace.delete', 'workspace'), preHandler: workspaceAccess('workspace:delete', 'workspace'), schema: { tags: ['workspaces'], summary: 'Delete the workspace and everything in it', params: WorkspaceParams } },
+    { config: audit('workspace.delete', 'workspace'), onRequest: workspaceAccess('workspace:delete', 'workspace'), schema: { tags: ['workspaces'], summary: 'Delete the workspace and everything in it', params: WorkspaceParams } },
     async (request, reply) => {
       await service.delete(request.params.workspaceId);
       request.audit = { resourceId: request.params.workspaceId, description: 'workspace deleted' };
@@ -61,7 +61,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
   // --- members
   app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/members',
-    { preHandler: workspaceAccess('members:read', 'members'), schema: { tags: ['members'], params: WorkspaceParams } },
+    { onRequest: workspaceAccess('members:read', 'members'), schema: { tags: ['members'], params: WorkspaceParams } },
     async (request) => ({ members: await service.members(request.params.workspaceId) }),
   );
 
@@ -69,7 +69,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
     '/workspaces/:workspaceId/members/:userId',
     {
       config: audit('member.role_change', 'member'),
-      preHandler: workspaceAccess('members:update', 'members', 'userId'),
+      onRequest: workspaceAccess('members:update', 'members', 'userId'),
       schema: { tags: ['members'], summary: 'Change a member\'s role', body: Type.Object({ role: Type.Enum(['owner', 'admin', 'analyst', 'viewer']) }, { additionalProperties: false }) },
     },
     async (request, reply) => {
@@ -86,7 +86,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
 
   app.delete<{ Params: { workspaceId: string; userId: string } }>(
     '/workspaces/:workspaceId/members/:userId',
-    { config: audit('member.remove', 'member'), preHandler: workspaceAccess('members:remove', 'members', 'userId'), schema: { tags: ['members'], summary: 'Remove a member' } },
+    { config: audit('member.remove', 'member'), onRequest: workspaceAccess('members:remove', 'members', 'userId'), schema: { tags: ['members'], summary: 'Remove a member' } },
     async (request, reply) => {
       const { workspaceId, userId: memberId } = request.params;
       if (!isUuid(memberId)) throw new SiqError('SIQ_NOT_FOUND', 'No such member.');
@@ -102,7 +102,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
     '/workspaces/:workspaceId/invitations',
     {
       config: audit('invitation.create', 'invitation'),
-      preHandler: workspaceAccess('invitations:create', 'invitations'),
+      onRequest: workspaceAccess('invitations:create', 'invitations'),
       schema: { tags: ['members'], summary: 'Invite someone by email', params: WorkspaceParams, body: Type.Object({ email: Type.String({ pattern: '^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$', maxLength: 320 }), role: Type.Enum(['admin', 'analyst', 'viewer']) }, { additionalProperties: false }) },
     },
     async (request, reply) => {
@@ -124,13 +124,13 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/invitations',
-    { preHandler: workspaceAccess('invitations:read', 'invitations'), schema: { tags: ['members'], params: WorkspaceParams } },
+    { onRequest: workspaceAccess('invitations:read', 'invitations'), schema: { tags: ['members'], params: WorkspaceParams } },
     async (request) => ({ invitations: await service.invitations(request.params.workspaceId) }),
   );
 
   app.delete<{ Params: { workspaceId: string; invitationId: string } }>(
     '/workspaces/:workspaceId/invitations/:invitationId',
-    { config: audit('invitation.revoke', 'invitation'), preHandler: workspaceAccess('invitations:revoke', 'invitations', 'invitationId'), schema: { tags: ['members'], summary: 'Revoke a pending invitation' } },
+    { config: audit('invitation.revoke', 'invitation'), onRequest: workspaceAccess('invitations:revoke', 'invitations', 'invitationId'), schema: { tags: ['members'], summary: 'Revoke a pending invitation' } },
     async (request, reply) => {
       if (!isUuid(request.params.invitationId)) throw new SiqError('SIQ_NOT_FOUND');
       await service.revokeInvitation(request.params.workspaceId, request.params.invitationId);
@@ -175,7 +175,7 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
     '/workspaces/:workspaceId/apikeys',
     {
       config: audit('apikey.create', 'apikey'),
-      preHandler: workspaceAccess('apikeys:create', 'apikeys'),
+      onRequest: workspaceAccess('apikeys:create', 'apikeys'),
       schema: {
         tags: ['apikeys'], summary: 'Create an API key (shown once)', params: WorkspaceParams,
         body: Type.Object({ name: Name, scopes: Type.Array(Type.Enum([...API_KEY_SCOPES]), { minItems: 1, uniqueItems: true }), expiresAt: Type.Optional(Type.String({ format: 'date-time' })) }, { additionalProperties: false }),
@@ -193,13 +193,13 @@ export async function workspaceRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/apikeys',
-    { preHandler: workspaceAccess('apikeys:read', 'apikeys'), schema: { tags: ['apikeys'], params: WorkspaceParams } },
+    { onRequest: workspaceAccess('apikeys:read', 'apikeys'), schema: { tags: ['apikeys'], params: WorkspaceParams } },
     async (request) => ({ apiKeys: await service.apiKeys(request.params.workspaceId) }),
   );
 
   app.delete<{ Params: { workspaceId: string; keyId: string } }>(
     '/workspaces/:workspaceId/apikeys/:keyId',
-    { config: audit('apikey.revoke', 'apikey'), preHandler: workspaceAccess('apikeys:revoke', 'apikeys', 'keyId'), schema: { tags: ['apikeys'], summary: 'Revoke an API key' } },
+    { config: audit('apikey.revoke', 'apikey'), onRequest: workspaceAccess('apikeys:revoke', 'apikeys', 'keyId'), schema: { tags: ['apikeys'], summary: 'Revoke an API key' } },
     async (request, reply) => {
       if (!isUuid(request.params.keyId)) throw new SiqError('SIQ_NOT_FOUND');
       await service.revokeApiKey(request.params.workspaceId, request.params.keyId, userId(request.auth));

@@ -1,0 +1,225 @@
+import { Counter, Gauge } from 'prom-client';
+import { SiqError } from '../../errors.js';
+import type { Platform } from '../../platform/index.js';
+import { PartitionManager } from '../events/partitions.js';
+import { normalize, RejectedEvent, type Flat, type NormalizedEvent } from './normalize.js';
+
+/** One item a source parsed: an object to normalise, or a parse error for that item alone. */
+export type RawItem = { value: unknown; extra?: Flat } | { error: string; message: string };
+
+export type ItemResult = { status: 'stored' } | { status: 'rejected'; reason: string; message: string };
+
+export interface SourceCounters {
+  received: number;
+  stored: number;
+  rejected: number;
+  dropped: number;
+  rejectedByReason: Record<string, number>;
+}
+
+interface Pending {
+  workspaceId: string;
+  source: string;
+  events: NormalizedEvent[];
+  resolve: (results: boolean[]) => void;
+  reject: (err: unknown) => void;
+}
+
+const COLUMNS = ['workspace_id', 'ts', 'received_at', 'source', 'event_category', 'event_action', 'event_outcome', 'event_severity', 'host_name', 'source_ip', 'destination_ip', 'user_name', 'message', 'doc'];
+
+function row(workspaceId: string, e: NormalizedEvent, receivedAt: Date): unknown[] {
+  return [workspaceId, e.ts, receivedAt, e.source, e.category, e.action, e.outcome, e.severity, e.hostName, e.sourceIp, e.destinationIp, e.userName, e.message, e.doc];
+}
+
+export interface PipelineOptions {
+  /** Events waiting to be written before sources are pushed back (HTTP 503, TCP pause). */
+  maxQueuedEvents?: number;
+  /** Events per COPY. */
+  batchSize?: number;
+}
+
+/**
+ * The single way events enter the store. Sources hand over parsed items; each is normalised
+ * (or rejected alone, with a reason), queued, and written in COPY batches. A source's promise
+ * resolves only after its events are committed, so an acknowledgement means durability. The
+ * queue is bounded: when full, `ingest` throws SIQ_INGEST_BUSY and the source pushes back.
+ * Every item is counted: received = stored + rejected + dropped.
+ */
+export class IngestPipeline {
+  private readonly queue: Pending[] = [];
+  private queued = 0;
+  private writing = false;
+  private closed = false;
+  private readonly partitions: PartitionManager;
+  private readonly counters = new Map<string, SourceCounters>();
+  private readonly maxQueued: number;
+  private readonly batchSize: number;
+  private readonly metric: Counter<'source' | 'workspace' | 'outcome'>;
+  private readonly queueGauge: Gauge;
+
+  constructor(private readonly platform: Platform, options: PipelineOptions = {}) {
+    this.partitions = new PartitionManager(platform.db);
+    this.maxQueued = options.maxQueuedEvents ?? 50_000;
+    this.batchSize = options.batchSize ?? 5_000;
+    const registry = platform.metrics.registry;
+    this.metric = (registry.getSingleMetric('siq_ingest_events_total') as Counter<'source' | 'workspace' | 'outcome'> | undefined)
+      ?? new Counter({ name: 'siq_ingest_events_total', help: 'Events by source, workspace and outcome (received, stored, rejected, dropped).', labelNames: ['source', 'workspace', 'outcome'], registers: [registry] });
+    this.queueGauge = (registry.getSingleMetric('siq_ingest_queue_events') as Gauge | undefined)
+      ?? new Gauge({ name: 'siq_ingest_queue_events', help: 'Events waiting to be written.', registers: [registry] });
+  }
+
+  private count(workspaceId: string, source: string, outcome: 'received' | 'stored' | 'rejected' | 'dropped', n: number, reason?: string): void {
+    if (n === 0) return;
+    const key = `${workspaceId}|${source}`;
+    let c = this.counters.get(key);
+    if (!c) this.counters.set(key, (c = { received: 0, stored: 0, rejected: 0, dropped: 0, rejectedByReason: {} }));
+    c[outcome] += n;
+    if (reason) c.rejectedByReason[reason] = (c.rejectedByReason[reason] ?? 0) + n;
+    this.metric.inc({ source, workspace: workspaceId, outcome }, n);
+  }
+
+  /** Counts events a source had to drop (UDP under pressure) without queueing them. */
+  countDropped(workspaceId: string, source: string, n: number): void {
+    this.count(workspaceId, source, 'received', n);
+    this.count(workspaceId, source, 'dropped', n);
+  }
+
+  /** Whether a batch of `n` events would be refused right now (sources check before reading more). */
+  isFull(n = 1): boolean {
+    return this.queued + n > this.maxQueued;
+  }
+
+  /** Normalises, queues and commits; resolves with one result per item, in order. */
+  async ingest(workspaceId: string, source: string, items: RawItem[], receivedAt = new Date()): Promise<ItemResult[]> {
+    if (this.closed) throw new SiqError('SIQ_SHUTTING_DOWN');
+    if (this.isFull(items.length)) throw new SiqError('SIQ_INGEST_BUSY', undefined, { details: { queued: this.queued, limit: this.maxQueued } });
+    this.count(workspaceId, source, 'received', items.length);
+    const results: ItemResult[] = new Array(items.length);
+    const events: NormalizedEvent[] = [];
+    const positions: number[] = [];
+    items.forEach((item, i) => {
+      if ('error' in item) {
+        results[i] = { status: 'rejected', reason: item.error, message: item.message };
+        this.count(workspaceId, source, 'rejected', 1, item.error);
+        return;
+      }
+      try {
+        const e = normalize(item.value as Record<string, unknown>, source, receivedAt, item.extra);
+        if (Buffer.byteLength(JSON.stringify(e.doc)) > 1024 * 1024) throw new RejectedEvent('too_large', 'the event is larger than 1 MiB');
+        events.push(e);
+        positions.push(i);
+      } catch (err) {
+        const reason = err instanceof RejectedEvent ? err.reason : 'invalid';
+        results[i] = { status: 'rejected', reason, message: (err as Error).message };
+        this.count(workspaceId, source, 'rejected', 1, reason);
+      }
+    });
+    if (events.length > 0) {
+      const stored = await new Promise<boolean[]>((resolve, reject) => {
+        this.queue.push({ workspaceId, source, events, resolve, reject });
+        this.queued += events.length;
+        this.queueGauge.set(this.queued);
+        void this.drain();
+      });
+      stored.forEach((ok, k) => {
+        results[positions[k]!] = ok ? { status: 'stored' } : { status: 'rejected', reason: 'store_error', message: 'the database refused this event' };
+      });
+      const okCount = stored.filter(Boolean).length;
+      this.count(workspaceId, source, 'stored', okCount);
+      this.count(workspaceId, source, 'rejected', stored.length - okCount, stored.length - okCount ? 'store_error' : undefined);
+    }
+    return results;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch: Pending[] = [];
+        let size = 0;
+        while (this.queue.length > 0 && (size === 0 || size + this.queue[0]!.events.length <= this.batchSize)) {
+          const next = this.queue.shift()!;
+          batch.push(next);
+          size += next.events.length;
+        }
+        await this.write(batch);
+        this.queued -= size;
+        this.queueGauge.set(this.queued);
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async copy(pending: Pending[]): Promise<void> {
+    const receivedAt = new Date();
+    await this.partitions.ensureFor(pending.flatMap((p) => p.events.map((e) => e.ts.getTime())));
+    const rows = pending.flatMap((p) => p.events.map((e) => row(p.workspaceId, e, (e.doc['event.ingested'] ? new Date(String(e.doc['event.ingested'])) : receivedAt))));
+    await this.platform.db.copyFrom('events', COLUMNS, rows);
+  }
+
+  /** Writes a batch; when COPY refuses it, writes each submission and then each event alone, so one bad event fails alone. */
+  private async write(batch: Pending[]): Promise<void> {
+    try {
+      await this.copy(batch);
+      for (const p of batch) p.resolve(p.events.map(() => true));
+      return;
+    } catch (err) {
+      if (batch.length === 1 && batch[0]!.events.length === 1) {
+        this.platform.logger.warn({ component: 'ingest', err: (err as Error).message }, 'an event was refused by the database');
+        batch[0]!.resolve([false]);
+        return;
+      }
+      if (!(await this.databaseUp())) {
+        for (const p of batch) p.reject(new SiqError('SIQ_DEPENDENCY_DOWN', 'The database is unreachable; nothing of this request was stored.'));
+        return;
+      }
+    }
+    for (const p of batch) {
+      if (batch.length > 1) {
+        try {
+          await this.copy([p]);
+          p.resolve(p.events.map(() => true));
+          continue;
+        } catch {
+          // fall through to one event at a time
+        }
+      }
+      const results: boolean[] = [];
+      for (const e of p.events) {
+        try {
+          await this.copy([{ ...p, events: [e] }]);
+          results.push(true);
+        } catch {
+          results.push(false);
+        }
+      }
+      p.resolve(results);
+    }
+  }
+
+  private async databaseUp(): Promise<boolean> {
+    return this.platform.db.ping().then(() => true, () => false);
+  }
+
+  /** Counters per source for one workspace. */
+  stats(workspaceId: string): Record<string, SourceCounters> {
+    const out: Record<string, SourceCounters> = {};
+    for (const [key, c] of this.counters) {
+      const [ws, source] = key.split('|') as [string, string];
+      if (ws === workspaceId) out[source] = structuredClone(c);
+    }
+    return out;
+  }
+
+  get queuedEvents(): number {
+    return this.queued;
+  }
+
+  /** Stops taking events and waits for the queue to be written. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.queued > 0 || this.writing) await new Promise((r) => setTimeout(r, 20));
+  }
+}
