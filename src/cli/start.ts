@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../app.js';
 import type { Config } from '../config/load.js';
 import { recordStart } from '../platform/index.js';
+import { startConfiguredListeners } from '../modules/ingest/listeners.js';
 import { createLoggerFromConfig } from '../platform/log/logger.js';
 
 /**
@@ -17,6 +18,7 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
   const instance = await recordStart(app.platform.db);
   await app.identity.bootstrapAdmins();
   await app.listen({ host: config.host, port: config.port });
+  const listeners = await startConfiguredListeners(config, app.ingest, logger);
   const scheme = config.security.tls ? 'https' : 'http';
   const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' || config.host === '::' ? 'localhost' : config.host;
   logger.info(
@@ -36,6 +38,8 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
     }, config.shutdownTimeoutMs);
     timer.unref();
     try {
+      // Listeners first: no new events, then the HTTP server drains and the queue is written.
+      await Promise.all(listeners.map((l) => l.close()));
       await app.close();
       logger.info({ component: 'server' }, 'stopped');
       await closeLogs();

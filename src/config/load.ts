@@ -46,7 +46,12 @@ export interface Config {
     refreshTokenTtlDays: number;
   };
   smtp: { url?: string; from: string };
-  ingest: { queueEvents: number; batchEvents: number };
+  ingest: {
+    queueEvents: number;
+    batchEvents: number;
+    syslog?: { workspaceId: string; udpPort: number; tcpPort: number; tlsPort: number };
+    jsonl?: { workspaceId: string; tcpPort: number; udpPort: number };
+  };
   log: {
     level: Settings['LOG_LEVEL'];
     lokiUrl?: string;
@@ -252,7 +257,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshTokenTtlDays: s.REFRESH_TOKEN_TTL_DAYS,
     },
     smtp: { url: s.SMTP_URL, from: s.SMTP_FROM },
-    ingest: { queueEvents: s.INGEST_QUEUE_EVENTS, batchEvents: s.INGEST_BATCH_EVENTS },
+    ingest: {
+      queueEvents: s.INGEST_QUEUE_EVENTS,
+      batchEvents: s.INGEST_BATCH_EVENTS,
+      syslog: s.SYSLOG_WORKSPACE_ID ? { workspaceId: s.SYSLOG_WORKSPACE_ID, udpPort: s.SYSLOG_UDP_PORT, tcpPort: s.SYSLOG_TCP_PORT, tlsPort: s.SYSLOG_TLS_PORT } : undefined,
+      jsonl: s.JSONL_WORKSPACE_ID ? { workspaceId: s.JSONL_WORKSPACE_ID, tcpPort: s.JSONL_TCP_PORT, udpPort: s.JSONL_UDP_PORT } : undefined,
+    },
     log: {
       level: s.LOG_LEVEL,
       lokiUrl: s.LOKI_URL,

@@ -106,6 +106,19 @@ export const settingsSchema = Type.Object({
     default: 50000, minimum: 100, group: 'Ingestion',
     description: 'Events accepted but not yet written, at most. Beyond it sources push back: HTTP 503/429 with Retry-After, TCP stops reading, UDP drops and counts.',
   }),
+  SYSLOG_WORKSPACE_ID: Type.Optional(Type.String({
+    format: 'uuid', group: 'Ingestion',
+    description: 'Workspace that receives events from the syslog listeners. Unset: no syslog listener runs.',
+  })),
+  SYSLOG_UDP_PORT: Type.Integer({ default: 5514, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'Syslog over UDP (RFC 3164 and 5424); 0 turns it off.' }),
+  SYSLOG_TCP_PORT: Type.Integer({ default: 5514, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'Syslog over TCP, newline or octet-counting framing (RFC 6587); 0 turns it off.' }),
+  SYSLOG_TLS_PORT: Type.Integer({ default: 6514, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'Syslog over TLS (RFC 5425), with TLS_CERT_FILE/TLS_KEY_FILE; 0 turns it off.' }),
+  JSONL_WORKSPACE_ID: Type.Optional(Type.String({
+    format: 'uuid', group: 'Ingestion',
+    description: 'Workspace that receives JSON lines (Logstash-style `json_lines` input). Unset: no JSON-lines listener runs.',
+  })),
+  JSONL_TCP_PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'JSON lines over TCP; 0 turns it off.' }),
+  JSONL_UDP_PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'JSON lines over UDP (one or more lines per datagram); 0 turns it off.' }),
   INGEST_BATCH_EVENTS: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, group: 'Ingestion', description: 'Events written per COPY.' }),
 
   // --- logging

@@ -115,12 +115,20 @@ export class IngestPipeline {
       }
     });
     if (events.length > 0) {
-      const stored = await new Promise<boolean[]>((resolve, reject) => {
-        this.queue.push({ workspaceId, source, events, resolve, reject });
-        this.queued += events.length;
-        this.queueGauge.set(this.queued);
-        void this.drain();
-      });
+      let stored: boolean[];
+      try {
+        stored = await new Promise<boolean[]>((resolve, reject) => {
+          this.queue.push({ workspaceId, source, events, resolve, reject });
+          this.queued += events.length;
+          this.queueGauge.set(this.queued);
+          void this.drain();
+        });
+      } catch (err) {
+        // Not stored (the database went away): counted as dropped, and the caller is told, so
+        // the sender can resend.
+        this.count(workspaceId, source, 'dropped', events.length);
+        throw err;
+      }
       stored.forEach((ok, k) => {
         results[positions[k]!] = ok ? { status: 'stored' } : { status: 'rejected', reason: 'store_error', message: 'the database refused this event' };
       });
