@@ -38,6 +38,8 @@ export const errorCatalogue = {
   SIQ_INGEST_BUSY: { status: 503, message: 'The ingest queue is full. Retry after the time given in Retry-After; nothing of this request was stored.' },
   SIQ_EVENT_INVALID: { status: 400, message: 'The event is not valid. The per-item errors say which and why; the other events were stored.' },
   SIQ_QUERY_SYNTAX: { status: 400, message: 'The search query has a syntax error at the position given in the details.' },
+  SIQ_ARCHIVE_NOT_FOUND: { status: 404, message: 'No archive exists for that day (and workspace). List archives with `sentineliq events archives`.' },
+  SIQ_ARCHIVE_CORRUPT: { status: 500, message: 'The archive does not match its manifest (checksum or count); nothing was restored from it.' },
   SIQ_SIGNED_URL_EXPIRED: { status: 403, message: 'The signed link has expired. Ask for a new link.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -6,8 +6,25 @@ import { runDoctor } from './cli/doctor.js';
 import { startCommand } from './cli/start.js';
 import { createDatabase, migrate, migrationStatus } from './platform/db/index.js';
 import { listChains, verifyChain } from './modules/audit/service.js';
+import { archivedWorkspaces, restoreArchive, runRetention } from './modules/events/retention.js';
+import { createPlatform, type Platform } from './platform/index.js';
+import { createLogger } from './platform/log/logger.js';
 import { deriveKey } from './platform/index.js';
 import { createObjectStore } from './platform/objects/index.js';
+
+/** Runs a command body on a connected platform (migrated), and closes it. */
+async function withPlatform(fn: (platform: Platform) => Promise<void>): Promise<void> {
+  const { config } = configOrExit();
+  const platform = await createPlatform(config, createLogger({ level: 'warn', env: config.env, destination: process.stderr }));
+  try {
+    await fn(platform);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exitCode = 1;
+  } finally {
+    await platform.close();
+  }
+}
 
 /** Loads the configuration or exits with one message that lists every problem. */
 function configOrExit(): ConfigResult {
@@ -113,6 +130,34 @@ audit
     } finally {
       await db.close();
     }
+  });
+
+const events = program.command('events').description('the event store');
+events
+  .command('retention')
+  .description('run one retention pass now: archive and remove events past retention or over the disk budget')
+  .action(async () => {
+    await withPlatform(async (platform) => {
+      const report = await runRetention(platform);
+      for (const a of report.archived) console.log(`archived ${a.day} of ${a.workspaceId}: ${a.events} events`);
+      for (const p of report.droppedPartitions) console.log(`dropped partition ${p}`);
+      if (report.archived.length === 0 && report.droppedPartitions.length === 0) console.log('nothing past retention.');
+    });
+  });
+events
+  .command('restore-archive <day>')
+  .description('bring an archived day (YYYY-MM-DD) back into the event store, after checking it against its manifest')
+  .option('--workspace <id>', 'only this workspace (default: every workspace archived that day)')
+  .action(async (day: string, opts: { workspace?: string }) => {
+    await withPlatform(async (platform) => {
+      const workspaces = opts.workspace ? [opts.workspace] : await archivedWorkspaces(platform, day);
+      if (workspaces.length === 0) throw new Error(`no archive of ${day} found`);
+      for (const workspaceId of workspaces) {
+        const result = await restoreArchive(platform, workspaceId, day);
+        console.log(`restored ${day} of ${workspaceId}: ${result.restored} events (${result.skipped} were already present)`);
+      }
+      console.log('Note: the next retention pass archives and removes them again unless the workspace\'s retention covers that day.');
+    });
   });
 
 program

@@ -3,6 +3,8 @@ import { buildApp } from '../app.js';
 import type { Config } from '../config/load.js';
 import { recordStart } from '../platform/index.js';
 import { startConfiguredListeners } from '../modules/ingest/listeners.js';
+import { runRetention } from '../modules/events/retention.js';
+import { schedule } from '../platform/jobs/scheduler.js';
 import { createLoggerFromConfig } from '../platform/log/logger.js';
 
 /**
@@ -19,6 +21,7 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
   await app.identity.bootstrapAdmins();
   await app.listen({ host: config.host, port: config.port });
   const listeners = await startConfiguredListeners(config, app.ingest, logger);
+  const retention = schedule(app.platform, 'event-retention', config.ingest.retentionIntervalMinutes * 60_000, () => runRetention(app.platform));
   const scheme = config.security.tls ? 'https' : 'http';
   const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' || config.host === '::' ? 'localhost' : config.host;
   logger.info(
@@ -39,6 +42,7 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
     timer.unref();
     try {
       // Listeners first: no new events, then the HTTP server drains and the queue is written.
+      retention.stop();
       await Promise.all(listeners.map((l) => l.close()));
       await app.close();
       logger.info({ component: 'server' }, 'stopped');

@@ -51,6 +51,9 @@ export interface Config {
     batchEvents: number;
     syslog?: { workspaceId: string; udpPort: number; tcpPort: number; tlsPort: number };
     jsonl?: { workspaceId: string; tcpPort: number; udpPort: number };
+    retentionDays: number;
+    maxBytes: number;
+    retentionIntervalMinutes: number;
   };
   log: {
     level: Settings['LOG_LEVEL'];
@@ -261,6 +264,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queueEvents: s.INGEST_QUEUE_EVENTS,
       batchEvents: s.INGEST_BATCH_EVENTS,
       syslog: s.SYSLOG_WORKSPACE_ID ? { workspaceId: s.SYSLOG_WORKSPACE_ID, udpPort: s.SYSLOG_UDP_PORT, tcpPort: s.SYSLOG_TCP_PORT, tlsPort: s.SYSLOG_TLS_PORT } : undefined,
+      retentionDays: s.EVENTS_RETENTION_DAYS,
+      maxBytes: s.EVENTS_MAX_BYTES,
+      retentionIntervalMinutes: s.RETENTION_INTERVAL_MINUTES,
       jsonl: s.JSONL_WORKSPACE_ID ? { workspaceId: s.JSONL_WORKSPACE_ID, tcpPort: s.JSONL_TCP_PORT, udpPort: s.JSONL_UDP_PORT } : undefined,
     },
     log: {

@@ -68,7 +68,7 @@ export const settingsSchema = Type.Object({
   S3_SECRET_KEY: Type.Optional(Type.String({ group: 'Object storage', ...secret, description: 'S3 secret access key.' })),
   S3_BUCKET_PREFIX: Type.String({
     default: 'sentineliq', pattern: '^[a-z0-9][a-z0-9-]{1,40}$', group: 'Object storage',
-    description: 'Bucket names are `<prefix>-<NODE_ENV>-files` and `<prefix>-<NODE_ENV>-backups`.',
+    description: 'Bucket names are `<prefix>-<NODE_ENV>-files`, `-backups` and `-archives` (the cold tier of the event store).',
   }),
   S3_FORCE_PATH_STYLE: Type.Boolean({ default: true, group: 'Object storage', description: 'Path-style addressing (needed by MinIO and most self-hosted stores).' }),
 
@@ -119,6 +119,9 @@ export const settingsSchema = Type.Object({
   })),
   JSONL_TCP_PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'JSON lines over TCP; 0 turns it off.' }),
   JSONL_UDP_PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535, group: 'Ingestion', description: 'JSON lines over UDP (one or more lines per datagram); 0 turns it off.' }),
+  EVENTS_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 3650, group: 'Ingestion', description: 'Days events stay searchable, for workspaces that set no retention of their own; older ones are archived to object storage, then removed.' }),
+  EVENTS_MAX_BYTES: Type.Integer({ default: 0, minimum: 0, group: 'Ingestion', description: 'Disk budget of the event store in bytes (0: none). Over it, the oldest days are archived and dropped first, whatever their retention.' }),
+  RETENTION_INTERVAL_MINUTES: Type.Integer({ default: 60, minimum: 1, group: 'Ingestion', description: 'How often retention and archiving run (one process at a time, across all processes).' }),
   INGEST_BATCH_EVENTS: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, group: 'Ingestion', description: 'Events written per COPY.' }),
 
   // --- logging

@@ -52,7 +52,8 @@ export class PartitionManager {
     return rows.filter((r) => /^events_p\d{8}$/.test(r.name)).map((r) => ({ name: r.name, day: `${r.name.slice(8, 12)}-${r.name.slice(12, 14)}-${r.name.slice(14, 16)}` }));
   }
 
-  forget(name: string): void {
-    this.known.delete(name);
+  /** Forgets what it knew (retention may have dropped partitions since). */
+  reset(): void {
+    this.known.clear();
   }
 }

@@ -49,6 +49,30 @@ export async function eventRoutes(app: FastifyInstance): Promise<void> {
   );
 
   app.get<{ Params: { workspaceId: string } }>(
+    '/workspaces/:workspaceId/events/retention',
+    { onRequest: workspaceAccess('events:read', 'events'), schema: { tags: ['events'], summary: 'How long events stay searchable in this workspace' } },
+    async (request) => {
+      const { rows } = await db.query<{ retention_days: number }>('SELECT retention_days FROM event_retention WHERE workspace_id = $1', [request.params.workspaceId]);
+      return { days: rows[0]?.retention_days ?? app.platform.config.ingest.retentionDays, default: !rows[0] };
+    },
+  );
+
+  app.put<{ Params: { workspaceId: string }; Body: { days: number } }>(
+    '/workspaces/:workspaceId/events/retention',
+    {
+      config: { audit: { action: 'events.retention_change', resource: 'workspace' } },
+      onRequest: workspaceAccess('workspace:update', 'workspace'),
+      schema: { tags: ['events'], summary: 'Set how many days events stay searchable (older ones are archived, then removed)', body: Type.Object({ days: Type.Integer({ minimum: 1, maximum: 3650 }) }, { additionalProperties: false }) },
+    },
+    async (request) => {
+      const { workspaceId } = request.params;
+      await withWorkspace(db, workspaceId, (tx) => tx.query('INSERT INTO event_retention (workspace_id, retention_days) VALUES ($1, $2) ON CONFLICT (workspace_id) DO UPDATE SET retention_days = $2, updated_at = now()', [workspaceId, request.body.days]));
+      request.audit = { resourceId: workspaceId, description: `event retention set to ${request.body.days} days` };
+      return { days: request.body.days, default: false };
+    },
+  );
+
+  app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/ingest/stats',
     { onRequest: workspaceAccess('ingest:read', 'ingest'), schema: { tags: ['ingest'], summary: 'Events received, stored, rejected (by reason) and dropped, per source, since this process started' } },
     async (request) => ({ sources: app.ingest.stats(request.params.workspaceId), queuedEvents: app.ingest.queuedEvents }),

@@ -167,39 +167,39 @@ export class IngestPipeline {
     await this.platform.db.copyFrom('events', COLUMNS, rows);
   }
 
-  /** Writes a batch; when COPY refuses it, writes each submission and then each event alone, so one bad event fails alone. */
+  /**
+   * Writes a batch; when COPY refuses it, writes each submission and then each event alone, so
+   * one bad event fails alone.
+   */
   private async write(batch: Pending[]): Promise<void> {
     try {
       await this.copy(batch);
       for (const p of batch) p.resolve(p.events.map(() => true));
       return;
     } catch (err) {
-      if (batch.length === 1 && batch[0]!.events.length === 1) {
-        this.platform.logger.warn({ component: 'ingest', err: (err as Error).message }, 'an event was refused by the database');
-        batch[0]!.resolve([false]);
-        return;
-      }
+      // A partition may have been dropped by retention since we created it: look again.
+      this.partitions.reset();
       if (!(await this.databaseUp())) {
         for (const p of batch) p.reject(new SiqError('SIQ_DEPENDENCY_DOWN', 'The database is unreachable; nothing of this request was stored.'));
         return;
       }
+      this.platform.logger.debug({ component: 'ingest', err: (err as Error).message }, 'a batch was refused; writing its parts alone');
     }
     for (const p of batch) {
-      if (batch.length > 1) {
-        try {
-          await this.copy([p]);
-          p.resolve(p.events.map(() => true));
-          continue;
-        } catch {
-          // fall through to one event at a time
-        }
+      try {
+        await this.copy([p]);
+        p.resolve(p.events.map(() => true));
+        continue;
+      } catch {
+        // fall through to one event at a time
       }
       const results: boolean[] = [];
       for (const e of p.events) {
         try {
           await this.copy([{ ...p, events: [e] }]);
           results.push(true);
-        } catch {
+        } catch (err) {
+          this.platform.logger.warn({ component: 'ingest', err: (err as Error).message }, 'an event was refused by the database');
           results.push(false);
         }
       }

@@ -135,7 +135,7 @@ describe.each(implementations)('ObjectStore contract: $name', ({ setup }) => {
 
   it('creates its buckets, idempotently, and names them per environment', async () => {
     const first = await store.setup();
-    expect(first.buckets.map((b) => b.name)).toEqual([store.bucketName('files'), store.bucketName('backups')]);
+    expect(first.buckets.map((b) => b.name)).toEqual([store.bucketName('files'), store.bucketName('backups'), store.bucketName('archives')]);
     expect(store.bucketName('files')).toMatch(/-test-files$/);
     expect(first.buckets.every((b) => b.created)).toBe(true);
     expect(first.publicRead).toMatchObject({ bucket: store.bucketName('files'), prefix: 'public/' });

@@ -5,8 +5,9 @@ import type { Readable } from 'node:stream';
  * DATA_DIR/objects; `s3.ts` talks to any S3-compatible store. Both stream: no body is held whole
  * in memory. Keys are validated (see `validateKey`) so no caller escapes its bucket.
  */
-export type BucketKind = 'files' | 'backups';
-export const bucketKinds: readonly BucketKind[] = ['files', 'backups'];
+export type BucketKind = 'files' | 'backups' | 'archives';
+/** files: uploads, evidence, logos; backups: platform backups; archives: the cold tier of the event store. */
+export const bucketKinds: readonly BucketKind[] = ['files', 'backups', 'archives'];
 
 /** Keys under this prefix of the files bucket are publicly readable (workspace logos). */
 export const PUBLIC_PREFIX = 'public/';
