@@ -72,7 +72,8 @@ describe('retention and the cold archive', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of (await t.app.platform.objects.get('archives', archiveKey(a.id, oldDay))).body) chunks.push(chunk as Buffer);
     const bytes = Buffer.concat(chunks);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = bytes[middle]! ^ 0xff;
     await t.app.platform.objects.put('archives', archiveKey(a.id, oldDay), bytes);
     const err = await restoreArchive(t.app.platform, a.id, oldDay).catch((e: unknown) => e);
     expect(isSiqError(err, 'SIQ_ARCHIVE_CORRUPT')).toBe(true);
