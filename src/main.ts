@@ -1,3 +1,5 @@
+import { basename } from 'node:path';
+import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type ConfigResult } from './config/load.js';
 import { resolveSecrets } from './config/secrets.js';
@@ -6,6 +8,8 @@ import { runDoctor } from './cli/doctor.js';
 import { startCommand } from './cli/start.js';
 import { createDatabase, migrate, migrationStatus } from './platform/db/index.js';
 import { listChains, verifyChain } from './modules/audit/service.js';
+import { IngestPipeline } from './modules/ingest/pipeline.js';
+import { ingestFile, type FileFormat } from './modules/ingest/sources/file.js';
 import { archivedWorkspaces, restoreArchive, runRetention } from './modules/events/retention.js';
 import { createPlatform, type Platform } from './platform/index.js';
 import { createLogger } from './platform/log/logger.js';
@@ -157,6 +161,35 @@ events
         console.log(`restored ${day} of ${workspaceId}: ${result.restored} events (${result.skipped} were already present)`);
       }
       console.log('Note: the next retention pass archives and removes them again unless the workspace\'s retention covers that day.');
+    });
+  });
+
+program
+  .command('ingest <files...>')
+  .description('load NDJSON, JSON or syslog files (.gz too) into a workspace')
+  .requiredOption('--workspace <id>', 'the workspace that receives the events')
+  .option('--format <format>', 'ndjson | json | syslog (default: from the file name)')
+  .action(async (files: string[], opts: { workspace: string; format?: FileFormat }) => {
+    await withPlatform(async (platform) => {
+      const known = /^[0-9a-f-]{36}$/i.test(opts.workspace) && (await platform.db.query('SELECT 1 FROM workspaces WHERE id = $1', [opts.workspace])).rows.length > 0;
+      if (!known) throw new Error(`no workspace ${opts.workspace}`);
+      const pipeline = new IngestPipeline(platform, { maxQueuedEvents: platform.config.ingest.queueEvents, batchSize: platform.config.ingest.batchEvents });
+      const bar = new SingleBar({ format: '{file} |{bar}| {percentage}% | {stored} stored, {rejected} rejected', hideCursor: true, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 }, Presets.shades_classic);
+      let failed = false;
+      for (const file of files) {
+        const name = basename(file);
+        bar.start(100, 0, { file: name, stored: 0, rejected: 0 });
+        const result = await ingestFile(pipeline, opts.workspace, file, {
+          format: opts.format,
+          onProgress: (p) => bar.update(p.totalBytes ? Math.min(100, Math.round((100 * p.bytesRead) / p.totalBytes)) : 100, { stored: p.stored, rejected: p.rejected }),
+        });
+        bar.update(100, { stored: result.stored, rejected: result.rejected });
+        bar.stop();
+        console.log(`${file}: ${result.received} received, ${result.stored} stored, ${result.rejected} rejected`);
+        failed ||= result.stored === 0 && result.received > 0;
+      }
+      await pipeline.close();
+      if (failed) process.exitCode = 1;
     });
   });
 
