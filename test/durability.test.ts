@@ -62,10 +62,10 @@ describe.each(implementations)('acknowledged events survive SIGKILL: $name', ({ 
     const first = startServer(env);
     const code = await waitFor(() => /setup code for durable@example\.test: (siqsetup_[A-Za-z0-9_-]+)/.exec(first.output())?.[1]);
     await waitFor(async () => ((await fetch(`${base.replace('/api/v1', '')}/health`)).status === 200 ? true : undefined));
-    const setup = await (await fetch(`${base}/auth/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'durable@example.test', setupCode: code, password }) })).json();
+    const setup = await (await fetch(`${base}/auth/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'durable@example.test', setupCode: code, password }) })).json() as { accessToken: string };
     const auth = { authorization: `Bearer ${setup.accessToken}`, 'content-type': 'application/json' };
-    const ws = await (await fetch(`${base}/workspaces`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'durable' }) })).json();
-    const key = (await (await fetch(`${base}/workspaces/${ws.id}/apikeys`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'bulk', scopes: ['ingest'] }) })).json()).key;
+    const ws = await (await fetch(`${base}/workspaces`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'durable' }) })).json() as { id: string };
+    const key = (await (await fetch(`${base}/workspaces/${ws.id}/apikeys`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'bulk', scopes: ['ingest'] }) })).json() as { key: string }).key;
 
     // Several senders in parallel, until the process is killed under them.
     const acked = new Set<number>();
@@ -78,7 +78,7 @@ describe.each(implementations)('acknowledged events survive SIGKILL: $name', ({ 
         const batch = Array.from({ length: 200 }, (_, i) => ({ seq: start + i, message: `durable event ${start + i}`, '@timestamp': '2026-11-20T00:00:00Z' }));
         try {
           const res = await fetch(`${base}/events`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(batch), signal: AbortSignal.timeout(20_000) });
-          const body = await res.json();
+          const body = (await res.json()) as { stored?: number };
           if (res.status === 200 && body.stored === 200) for (const e of batch) acked.add(e.seq);
         } catch {
           return; // the connection died with the process
@@ -96,12 +96,12 @@ describe.each(implementations)('acknowledged events survive SIGKILL: $name', ({ 
     const second = startServer(env);
     await waitFor(async () => ((await fetch(`${base.replace('/api/v1', '')}/health`)).status === 200 ? true : undefined));
 
-    const login = await (await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'durable@example.test', password }) })).json();
+    const login = await (await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'durable@example.test', password }) })).json() as { accessToken: string };
     const headers = { authorization: `Bearer ${login.accessToken}`, 'content-type': 'application/json' };
     const stored = new Set<number>();
     let searchAfter: unknown;
     for (;;) {
-      const page = await (await fetch(`${base}/workspaces/${ws.id}/events/search`, { method: 'POST', headers, body: JSON.stringify({ from: '2026-11-19T00:00:00Z', to: '2026-11-21T00:00:00Z', size: 1000, fields: ['seq'], ...(searchAfter ? { searchAfter } : {}) }) })).json();
+      const page = await (await fetch(`${base}/workspaces/${ws.id}/events/search`, { method: 'POST', headers, body: JSON.stringify({ from: '2026-11-19T00:00:00Z', to: '2026-11-21T00:00:00Z', size: 1000, fields: ['seq'], ...(searchAfter ? { searchAfter } : {}) }) })).json() as { events: Array<{ seq: number }>; nextSearchAfter: unknown };
       for (const e of page.events) stored.add(e.seq);
       searchAfter = page.nextSearchAfter;
       if (!searchAfter) break;
