@@ -1,6 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@elastic/elasticsearch';
+import snappy from 'snappyjs';
+import { PushRequest } from '../src/modules/ingest/sources/loki.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, buildUser, buildWorkspace, type TestApp, type TestUser } from './helpers/app.js';
 
@@ -129,6 +131,28 @@ describe('Loki push API', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.details[0]).toMatchObject({ reason: 'invalid_timestamp' });
     expect((await search('kept')).events).toHaveLength(1);
+  });
+});
+
+describe('Loki protobuf push', () => {
+  it('decodes snappy-compressed protobuf PushRequests, as Promtail sends them', async () => {
+    const message = PushRequest.fromObject({
+      streams: [{
+        labels: '{job="varlogs", host="pt-1", filename="/var/log/auth.log", quoted="a \\"b\\""}',
+        entries: [
+          { timestamp: { seconds: Math.floor(Date.UTC(2026, 10, 20, 16) / 1000), nanos: 500_000_000 }, line: 'proto line one', structuredMetadata: [{ name: 'trace_id', value: 'abc123' }] },
+          { timestamp: { seconds: Math.floor(Date.UTC(2026, 10, 20, 16, 0, 1) / 1000), nanos: 0 }, line: 'proto line two' },
+        ],
+      }],
+    });
+    const body = Buffer.from(snappy.compress(PushRequest.encode(message).finish()));
+    const res = await t.app.inject({ method: 'POST', url: '/loki/api/v1/push', headers: { authorization: `Basic ${Buffer.from(`promtail:${ingestKey}`).toString('base64')}`, 'content-type': 'application/x-protobuf' }, payload: body });
+    expect(res.statusCode).toBe(204);
+    const events = (await search('labels.job:varlogs', { sort: 'asc' })).events;
+    expect(events.map((e: { message: string }) => e.message)).toEqual(['proto line one', 'proto line two']);
+    expect(events[0]).toMatchObject({ timestamp: '2026-11-20T16:00:00.500Z', 'host.name': 'pt-1', 'labels.filename': '/var/log/auth.log', 'labels.quoted': 'a "b"', 'labels.trace_id': 'abc123' });
+    const garbage = await t.app.inject({ method: 'POST', url: '/loki/api/v1/push', headers: { authorization: `Bearer ${ingestKey}`, 'content-type': 'application/x-protobuf' }, payload: Buffer.from('not snappy at all') });
+    expect(garbage.json().error.code).toBe('SIQ_BAD_REQUEST');
   });
 });
 
