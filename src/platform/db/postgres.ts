@@ -3,21 +3,16 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
+import type { Config } from '../../config/load.js';
 import { from as copyFromStream } from 'pg-copy-streams';
 import { encodeCopyRow } from './copy-encoding.js';
 import { quoteIdentifier, type Database, type Queryable, type QueryResult } from './types.js';
 
-export interface PostgresOptions {
+export type PostgresOptions = Omit<Config['database'], 'url'> & {
   url: string;
-  poolSize: number;
-  connectTimeoutMs: number;
-  idleTimeoutMs: number;
-  statementTimeoutMs: number;
-  sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
-  sslCaFile?: string;
   /** Called with errors of idle pooled connections (the server went away); they never crash the process. */
   onError?: (err: Error) => void;
-}
+};
 
 // int8 (COUNT(*), bigserial) as a JS number, as PGlite returns it, so both implementations
 // give the same shapes. Values above 2^53 are not expected in counts and ids.
