@@ -1,5 +1,8 @@
 import { SiqError } from '../../errors.js';
 import type { Queryable } from '../../platform/db/types.js';
+
+/** Fewer matches than this count as rare (searched through the text index, then sorted). */
+const RARE_LIMIT = 2000;
 import { compileQuery, defaultSchema } from './query/compile.js';
 import { parseQuery } from './query/parser.js';
 
@@ -38,7 +41,17 @@ export async function searchEvents(db: Queryable, r: SearchRange & { sort?: 'asc
     cursor = ` AND (ts, id) ${desc ? '<' : '>'} ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
   }
   const order = desc ? 'ts DESC, id DESC' : 'ts ASC, id ASC';
-  const { rows } = await db.query<{ id: string; ts: Date; doc: Record<string, unknown> }>(`SELECT id, ts, doc FROM events WHERE ${sql}${cursor} ORDER BY ${order} LIMIT ${size}`, params);
+  const statement = `SELECT id, ts, doc FROM events WHERE ${sql}${cursor} ORDER BY ${order} LIMIT ${size}`;
+  // PostgreSQL cannot estimate how rare a word is, so for full-text and wildcard searches it may
+  // walk the time index and filter millions of rows to find a needle. A capped count through
+  // the text index tells rare from common; rare searches then go through that index. (SET LOCAL
+  // lasts until the end of the caller's transaction: searches run inside withWorkspace.)
+  if (/search @@|ILIKE/.test(sql)) {
+    await db.exec('SET LOCAL enable_indexscan = off');
+    const probe = await db.query<{ n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${sql}${cursor} LIMIT ${RARE_LIMIT}) hits`, params);
+    if (probe.rows[0]!.n >= RARE_LIMIT) await db.exec('SET LOCAL enable_indexscan = on');
+  }
+  const { rows } = await db.query<{ id: string; ts: Date; doc: Record<string, unknown> }>(statement, params);
   const events: EventView[] = rows.map((row) => {
     const fields = r.fields?.length ? Object.fromEntries(r.fields.filter((f) => f in row.doc).map((f) => [f, row.doc[f]])) : row.doc;
     return { id: row.id, timestamp: row.ts.toISOString(), ...fields };

@@ -36,8 +36,8 @@ function validCidr(value: string): boolean {
 }
 
 /**
- * Compiles a parsed query to SQL. Semantics (see README.md in this folder): keyword and text
- * matches are case-insensitive; free text and `message:` words use the full-text index
+ * Compiles a parsed query to SQL. Semantics (see README.md in this folder): keyword columns
+ * match exactly (as in Elasticsearch), other fields case-insensitively; free text and `message:` words use the full-text index
  * (`search`, config 'simple'); wildcards become ILIKE patterns; IP fields take addresses and
  * CIDR blocks; NOT includes events where the field is missing.
  *
@@ -77,8 +77,10 @@ export function compileQuery(ast: QueryNode, options: { schema?: FieldSchema; pa
           ? `search @@ ${node.phrase ? 'phraseto_tsquery' : 'plainto_tsquery'}('simple', ${p(node.value)})`
           : `lower(${col.column}) = lower(${p(node.value)})`;
       case 'keyword':
+        // Exact, as keyword fields are in Elasticsearch: it keeps the column's index usable.
+        // Wildcards stay case-insensitive.
         if (node.wildcard) return `${col.column} ILIKE ${p(node.wildcard)}`;
-        return `lower(${col.column}) = lower(${p(node.value)})`;
+        return `${col.column} = ${p(node.value)}`;
       case 'integer':
         if (!/^-?\d+$/.test(node.value)) invalid(node.position, `a whole number for ${node.field}`, node.value);
         return `${col.column} = ${p(Number(node.value))}::integer`;
