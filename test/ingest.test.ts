@@ -54,6 +54,12 @@ describe('HTTP ingestion', () => {
     expect((await search('tag:ndjson', { sort: 'asc' })).events.map((e: { message: string }) => e.message)).toEqual(['first line', 'third line']);
   });
 
+  it('rejects an event over 1 MiB alone', async () => {
+    const big = JSON.stringify({ tag: 'big', blob: 'x'.repeat(1024 * 1024 + 10) });
+    const res = await t.app.inject({ method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${ingestKey}`, 'content-type': 'application/x-ndjson' }, payload: `${big}\n${JSON.stringify({ tag: 'small-after-big' })}\n` });
+    expect(res.json()).toMatchObject({ received: 2, stored: 1, rejected: 1, errors: [{ index: 0, reason: 'too_large' }] });
+  });
+
   it('refuses a gzip bomb by its decompressed size', async () => {
     const bomb = gzipSync(Buffer.alloc(20 * 1024 * 1024, 32));
     expect(bomb.length).toBeLessThan(100_000);

@@ -104,9 +104,9 @@ export class IngestPipeline {
         return;
       }
       try {
-        const e = normalize(item.value as Record<string, unknown>, source, receivedAt, item.extra);
-        if (Buffer.byteLength(JSON.stringify(e.doc)) > 1024 * 1024) throw new RejectedEvent('too_large', 'the event is larger than 1 MiB');
-        events.push(e);
+        // Sizes are checked where the bytes are (sources limit lines and bodies), not by
+        // serialising every event a second time here.
+        events.push(normalize(item.value as Record<string, unknown>, source, receivedAt, item.extra));
         positions.push(i);
       } catch (err) {
         const reason = err instanceof RejectedEvent ? err.reason : 'invalid';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SiqError } from '../../../errors.js';
+import { MAX_EVENT_BYTES } from '../normalize.js';
 import type { IngestPipeline, RawItem } from '../pipeline.js';
 import { registerDecompression, retryLater } from './http.js';
 import { authenticateShipper } from './shipper-auth.js';
@@ -56,6 +57,10 @@ export function parseBulk(text: string, defaultIndex: string | undefined): BulkP
     }
     if (!source) {
       items.push({ error: 'parse_exception', message: 'the action has no document line' });
+      continue;
+    }
+    if (source.length > MAX_EVENT_BYTES) {
+      items.push({ error: 'too_large', message: `the document is larger than ${MAX_EVENT_BYTES} bytes` });
       continue;
     }
     try {

@@ -2,6 +2,7 @@ import { createGunzip, createInflate } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SiqError } from '../../../errors.js';
 import { workspaceAccess } from '../../../http/auth.js';
+import { MAX_EVENT_BYTES } from '../normalize.js';
 import type { IngestPipeline, ItemResult, RawItem } from '../pipeline.js';
 import { authenticateShipper } from './shipper-auth.js';
 
@@ -11,6 +12,10 @@ export function parseNdjson(text: string): RawItem[] {
   for (const line of text.split('\n')) {
     const trimmed = line.trim();
     if (!trimmed) continue;
+    if (trimmed.length > MAX_EVENT_BYTES) {
+      items.push({ error: 'too_large', message: `an event is larger than ${MAX_EVENT_BYTES} bytes` });
+      continue;
+    }
     try {
       items.push({ value: JSON.parse(trimmed) });
     } catch (err) {
