@@ -12,7 +12,14 @@ const Range = {
 type RangeBody = { query?: string; from: string; to: string };
 const readOnly = { audit: false as const };
 
-/** Search over the event store: events, count, date histogram, top terms. All workspace-scoped. */
+/**
+ * Search over the event store: events, count, date histogram, top terms. All workspace-scoped.
+ *
+ * These run without the row-level-security role: under RLS PostgreSQL may not use an index
+ * for operators that are not LEAKPROOF, such as full-text `@@`, so a needle search would scan
+ * every row. Isolation here rests on `search.ts` putting `workspace_id = $1` first in every
+ * statement it builds (there is no other way to query), behind the membership check.
+ */
 export async function eventRoutes(app: FastifyInstance): Promise<void> {
   const db = app.platform.db;
   const range = (workspaceId: string, body: RangeBody) => ({ workspaceId, query: body.query ?? '', from: new Date(body.from), to: new Date(body.to) });
@@ -27,25 +34,25 @@ export async function eventRoutes(app: FastifyInstance): Promise<void> {
         body: Type.Object({ ...Range, sort: Type.Optional(Type.Enum(['asc', 'desc'])), size: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), searchAfter: Type.Optional(Type.Array(Type.String(), { minItems: 2, maxItems: 2 })), fields: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })) }, { additionalProperties: false }),
       },
     },
-    async (request) => withWorkspace(db, request.params.workspaceId, (tx) => searchEvents(tx, { ...range(request.params.workspaceId, request.body), sort: request.body.sort, size: request.body.size, searchAfter: request.body.searchAfter, fields: request.body.fields })),
+    async (request) => db.transaction((tx) => searchEvents(tx, { ...range(request.params.workspaceId, request.body), sort: request.body.sort, size: request.body.size, searchAfter: request.body.searchAfter, fields: request.body.fields })),
   );
 
   app.post<{ Params: { workspaceId: string }; Body: RangeBody }>(
     '/workspaces/:workspaceId/events/count',
     { config: readOnly, onRequest: access, schema: { tags: ['events'], summary: 'Count matching events', body: Type.Object(Range, { additionalProperties: false }) } },
-    async (request) => ({ count: await withWorkspace(db, request.params.workspaceId, (tx) => countEvents(tx, range(request.params.workspaceId, request.body))) }),
+    async (request) => ({ count: await db.transaction((tx) => countEvents(tx, range(request.params.workspaceId, request.body))) }),
   );
 
   app.post<{ Params: { workspaceId: string }; Body: RangeBody & { maxBuckets?: number } }>(
     '/workspaces/:workspaceId/events/histogram',
     { config: readOnly, onRequest: access, schema: { tags: ['events'], summary: 'Event counts over time (bucket size chosen automatically)', body: Type.Object({ ...Range, maxBuckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false }) } },
-    async (request) => withWorkspace(db, request.params.workspaceId, (tx) => histogram(tx, { ...range(request.params.workspaceId, request.body), maxBuckets: request.body.maxBuckets })),
+    async (request) => db.transaction((tx) => histogram(tx, { ...range(request.params.workspaceId, request.body), maxBuckets: request.body.maxBuckets })),
   );
 
   app.post<{ Params: { workspaceId: string }; Body: RangeBody & { field: string; size?: number } }>(
     '/workspaces/:workspaceId/events/terms',
     { config: readOnly, onRequest: access, schema: { tags: ['events'], summary: 'Top values of a field', body: Type.Object({ ...Range, field: Type.String({ minLength: 1, maxLength: 200 }), size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }) } },
-    async (request) => withWorkspace(db, request.params.workspaceId, (tx) => topTerms(tx, { ...range(request.params.workspaceId, request.body), field: request.body.field, size: request.body.size })),
+    async (request) => db.transaction((tx) => topTerms(tx, { ...range(request.params.workspaceId, request.body), field: request.body.field, size: request.body.size })),
   );
 
   app.get<{ Params: { workspaceId: string } }>(

@@ -47,9 +47,11 @@ export async function searchEvents(db: Queryable, r: SearchRange & { sort?: 'asc
   // the text index tells rare from common; rare searches then go through that index. (SET LOCAL
   // lasts until the end of the caller's transaction: searches run inside withWorkspace.)
   if (/search @@|ILIKE/.test(sql)) {
-    await db.exec('SET LOCAL enable_indexscan = off');
+    // The probe and a rare search may use neither the time index nor a sequential scan, which
+    // leaves the text index (a bitmap scan).
+    await db.exec('SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off');
     const probe = await db.query<{ n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${sql}${cursor} LIMIT ${RARE_LIMIT}) hits`, params);
-    if (probe.rows[0]!.n >= RARE_LIMIT) await db.exec('SET LOCAL enable_indexscan = on');
+    if (probe.rows[0]!.n >= RARE_LIMIT) await db.exec('SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = on');
   }
   const { rows } = await db.query<{ id: string; ts: Date; doc: Record<string, unknown> }>(statement, params);
   const events: EventView[] = rows.map((row) => {

@@ -170,7 +170,9 @@ CREATE INDEX security_events_time_idx ON security_events (created_at);
 -- workspace runs with `siq.workspace_id` set (see platform/db/tenant.ts); rows of other
 -- workspaces are invisible even to a query that forgets its filter. Unset means platform-level
 -- code (sign-in, membership lookups), which sees everything, as before.
-CREATE FUNCTION siq_tenant_visible(ws uuid) RETURNS boolean LANGUAGE sql STABLE AS $$
+-- PARALLEL SAFE: workers receive the leader's settings, and an unsafe function in a policy
+-- would keep every query on the protected tables from running in parallel.
+CREATE FUNCTION siq_tenant_visible(ws uuid) RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT coalesce(nullif(current_setting('siq.workspace_id', true), ''), ws::text) = ws::text
 $$;
 DO $$
