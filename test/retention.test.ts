@@ -92,3 +92,27 @@ describe('retention and the cold archive', () => {
     expect(await count(a.id, 'tag:a-late')).toBe(1);
   });
 });
+
+describe('disk budget', () => {
+  it('archives and drops the oldest days first when the store is over EVENTS_MAX_BYTES, whatever their retention', async () => {
+    const small = await buildTestApp({ EVENTS_MAX_BYTES: '1' });
+    try {
+      const user = await buildUser(small.app);
+      const w = await buildWorkspace(small.app, user);
+      const key = (await small.app.inject({ method: 'POST', url: `/api/v1/workspaces/${w.id}/apikeys`, headers: user.headers, payload: { name: 'k', scopes: ['ingest'] } })).json().key;
+      const days = [dayOf(now.getTime() - 3 * DAY), dayOf(now.getTime() - 2 * DAY), dayOf(now.getTime())];
+      for (const day of days) {
+        await small.app.inject({ method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${key}` }, payload: [{ '@timestamp': `${day}T00:00:01Z`, day }] });
+      }
+      const report = await runRetention(small.app.platform, now);
+      // Both past days go (a budget of 1 byte is never met); today's partition is never touched.
+      expect(report.archived.map((a) => a.day)).toEqual(days.slice(0, 2));
+      expect(report.droppedPartitions).toEqual(days.slice(0, 2).map((d) => `events_p${d.replace(/-/g, '')}`));
+      const left = await small.app.inject({ method: 'POST', url: `/api/v1/workspaces/${w.id}/events/count`, headers: user.headers, payload: { from: '2000-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' } });
+      expect(left.json().count).toBe(1);
+      expect(await readManifest(small.app.platform, w.id, days[0]!)).toMatchObject({ events: 1 });
+    } finally {
+      await small.close();
+    }
+  });
+});
