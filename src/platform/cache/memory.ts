@@ -7,24 +7,41 @@ interface Entry {
   expiresAt: number | null;
 }
 
-const SWEEP_INTERVAL_MS = 30_000;
+export interface MemoryCacheOptions {
+  /** How often expired keys nobody reads again are dropped. */
+  sweepIntervalMs?: number;
+  /** Receives exceptions thrown by subscribers, which must not reach the publisher or the process. */
+  onError?: (err: Error) => void;
+}
+
+const INTEGER = /^-?\d+$/;
 
 /**
  * The cache for one process: a Map with expiry, an in-process emitter for pub/sub, and locks
  * with owner tokens. Expired keys are dropped when read and by a periodic sweep, so memory does
- * not grow with keys nobody reads again.
+ * not grow with keys nobody reads again. It mirrors Redis where callers could tell the
+ * difference (asynchronous delivery, integer-only counters), so code tested on it behaves the
+ * same in production.
  */
 export class MemoryCache implements Cache {
   readonly kind = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
   private readonly bus = new EventEmitter();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly onError: (err: Error) => void;
   private closed = false;
 
-  constructor() {
+  constructor(options: MemoryCacheOptions = {}) {
     this.bus.setMaxListeners(0);
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.onError = options.onError ?? ((err) => console.error('cache subscriber failed:', err));
+    this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 30_000);
+    // The sweep is housekeeping: it must not keep a finished process alive.
     this.sweeper.unref();
+  }
+
+  /** Entries held right now, expired or not; lets tests see that the sweep frees memory. */
+  get size(): number {
+    return this.entries.size;
   }
 
   private live(key: string): Entry | undefined {
@@ -71,8 +88,12 @@ export class MemoryCache implements Cache {
 
   async incr(key: string, options: { by?: number; ttlMs?: number } = {}): Promise<number> {
     this.assertOpen();
+    const by = options.by ?? 1;
     const entry = this.live(key);
-    const next = (entry ? Number(entry.value) || 0 : 0) + (options.by ?? 1);
+    // Redis refuses INCRBY on text or with a fraction; refusing here too keeps bugs visible in dev.
+    if (!Number.isSafeInteger(by) || (entry && !INTEGER.test(entry.value))) throw new Error('value is not an integer or out of range');
+    const next = (entry ? Number(entry.value) : 0) + by;
+    // A fixed window: the expiry belongs to the counter's creation, later increments keep it.
     this.entries.set(key, { value: String(next), expiresAt: entry ? entry.expiresAt : options.ttlMs ? Date.now() + options.ttlMs : null });
     return next;
   }
@@ -86,22 +107,34 @@ export class MemoryCache implements Cache {
 
   async publish(channel: string, message: string): Promise<void> {
     this.assertOpen();
-    // Delivered on a later tick, like Redis: a publisher never runs subscribers inline.
-    setImmediate(() => this.bus.emit(channel, message));
+    // Delivered on a later tick, like Redis: a publisher never runs subscribers inline. Event
+    // names carry a prefix because EventEmitter treats a bare 'error' event as a crash.
+    setImmediate(() => this.bus.emit(`message:${channel}`, message));
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     this.assertOpen();
-    this.bus.on(channel, handler);
+    // One listener per call, so the same handler subscribed twice is two subscriptions and each
+    // unsubscribe removes only its own.
+    const listener = (message: string) => {
+      try {
+        handler(message);
+      } catch (err) {
+        this.onError(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    this.bus.on(`message:${channel}`, listener);
     return async () => {
-      this.bus.off(channel, handler);
+      this.bus.off(`message:${channel}`, listener);
     };
   }
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
+    assertLockTtl(ttlMs);
     const key = `lock:${name}`;
     const token = randomUUID();
     if (!(await this.setIfAbsent(key, token, { ttlMs }))) return null;
+    // The token tells this holder from whoever took the lock after it expired.
     const owns = () => this.live(key)?.value === token;
     return {
       name,
@@ -111,6 +144,7 @@ export class MemoryCache implements Cache {
         return true;
       },
       extend: async (ms: number) => {
+        assertLockTtl(ms);
         if (!owns()) return false;
         this.entries.set(key, { value: token, expiresAt: Date.now() + ms });
         return true;
@@ -128,4 +162,9 @@ export class MemoryCache implements Cache {
     this.bus.removeAllListeners();
     this.entries.clear();
   }
+}
+
+/** A lock without expiry would outlive a crashed holder forever, so a positive ttl is required. */
+function assertLockTtl(ttlMs: number): void {
+  if (!(Number.isFinite(ttlMs) && ttlMs > 0)) throw new RangeError(`lock ttlMs must be a positive number of milliseconds, got ${ttlMs}`);
 }

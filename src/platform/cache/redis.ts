@@ -8,23 +8,26 @@ export interface RedisCacheOptions {
   password?: string;
   tls?: boolean;
   tlsCaFile?: string;
+  /** Put before every key and channel, so several deployments (or test runs) can share one server. */
   keyPrefix: string;
   /** How long `ping` waits before it reports Redis down (health checks must answer promptly). */
   pingTimeoutMs?: number;
+  /** Receives connection errors (while ioredis reconnects by itself) and exceptions thrown by subscribers. */
   onError?: (err: Error) => void;
 }
 
-// Sets the expiry only when the counter has none yet, i.e. when this increment created it: a
-// fixed window that later increments do not push forward.
+// Sets the expiry only when this increment created the counter: a fixed window that later
+// increments do not push forward, and that a counter created without a ttl never gains.
 const INCR_WITH_TTL = `
+local created = redis.call('EXISTS', KEYS[1]) == 0
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then
+if created and tonumber(ARGV[2]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return v`;
 
 // Only the holder of the token may release or extend: a holder whose lock expired and was taken
-// by someone else must not free the new owner's lock.
+// by someone else must not free or prolong the new owner's lock.
 const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
@@ -32,36 +35,58 @@ const EXTEND_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
+/** Statuses in which ioredis knows the connection is gone and is only waiting to retry. */
+const DOWN = new Set(['reconnecting', 'close', 'end']);
+
+interface Channel {
+  handlers: Set<(message: string) => void>;
+  /** Settles when Redis confirmed SUBSCRIBE; every caller waits on it, not only the first. */
+  ready: Promise<void>;
+}
+
 /**
  * The cache on Redis 7, shared by every process. Reconnects by itself with capped backoff;
- * commands give up after two retries instead of queueing without bound while Redis is down.
- * Pub/sub uses a second connection (a subscribed Redis connection can do nothing else).
+ * commands give up after two reconnection attempts instead of queueing without bound while Redis
+ * is down, and `ping` answers within `pingTimeoutMs` either way. Pub/sub uses a second, lazily
+ * opened connection, because a subscribed Redis connection can do nothing else.
  */
 export class RedisCache implements Cache {
   readonly kind = 'redis' as const;
   private readonly client: Redis;
   private subscriber?: Redis;
-  private readonly handlers = new Map<string, Set<(message: string) => void>>();
+  private readonly channels = new Map<string, Channel>();
   private readonly prefix: string;
   private readonly pingTimeoutMs: number;
+  private readonly onError: (err: Error) => void;
+  private closed = false;
 
   constructor(private readonly options: RedisCacheOptions) {
     this.prefix = options.keyPrefix;
     this.pingTimeoutMs = options.pingTimeoutMs ?? 1000;
-    this.client = new Redis(options.url, this.connectionOptions());
-    this.client.on('error', (err: Error) => options.onError?.(err));
+    this.onError = options.onError ?? (() => {});
+    this.client = this.connect();
   }
 
-  private connectionOptions(): RedisOptions {
+  private connect(): Redis {
     const useTls = this.options.tls || this.options.url.startsWith('rediss:');
-    return {
-      password: this.options.password,
-      tls: useTls ? { ca: this.options.tlsCaFile ? readFileSync(this.options.tlsCaFile) : undefined } : undefined,
+    const options: RedisOptions = {
       maxRetriesPerRequest: 2,
       connectTimeout: 5000,
+      // Never give up (Redis coming back must heal the process), but never wait more than 2 s
+      // between attempts either.
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-      lazyConnect: false,
     };
+    if (this.options.password) options.password = this.options.password;
+    if (useTls) options.tls = this.options.tlsCaFile ? { ca: readFileSync(this.options.tlsCaFile) } : {};
+    const connection = new Redis(this.options.url, options);
+    // Without a listener an 'error' event would throw and end the process on every lost connection.
+    connection.on('error', (err: Error) => this.onError(err));
+    return connection;
+  }
+
+  private get redis(): Redis {
+    if (this.closed) throw new Error('cache is closed');
+    return this.client;
   }
 
   private key(key: string): string {
@@ -69,61 +94,80 @@ export class RedisCache implements Cache {
   }
 
   async get(key: string): Promise<string | null> {
-    return this.client.get(this.key(key));
+    return this.redis.get(this.key(key));
   }
 
   async set(key: string, value: string, options: { ttlMs?: number } = {}): Promise<void> {
-    if (options.ttlMs) await this.client.set(this.key(key), value, 'PX', options.ttlMs);
-    else await this.client.set(this.key(key), value);
+    if (options.ttlMs) await this.redis.set(this.key(key), value, 'PX', px(options.ttlMs));
+    else await this.redis.set(this.key(key), value);
   }
 
   async setIfAbsent(key: string, value: string, options: { ttlMs?: number } = {}): Promise<boolean> {
-    const result = options.ttlMs ? await this.client.set(this.key(key), value, 'PX', options.ttlMs, 'NX') : await this.client.set(this.key(key), value, 'NX');
+    const result = options.ttlMs ? await this.redis.set(this.key(key), value, 'PX', px(options.ttlMs), 'NX') : await this.redis.set(this.key(key), value, 'NX');
     return result === 'OK';
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.client.del(this.key(key))) > 0;
+    return (await this.redis.del(this.key(key))) > 0;
   }
 
   async incr(key: string, options: { by?: number; ttlMs?: number } = {}): Promise<number> {
-    const result = await this.client.eval(INCR_WITH_TTL, 1, this.key(key), options.by ?? 1, options.ttlMs ?? 0);
+    const result = await this.redis.eval(INCR_WITH_TTL, 1, this.key(key), options.by ?? 1, options.ttlMs ? px(options.ttlMs) : 0);
     return Number(result);
   }
 
   async ttl(key: string): Promise<number | null> {
-    const ms = await this.client.pttl(this.key(key));
+    const ms = await this.redis.pttl(this.key(key));
     return ms < 0 ? null : ms;
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.client.publish(this.key(channel), message);
+    await this.redis.publish(this.key(channel), message);
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
-    const subscriber = this.subscriberConnection();
+    if (this.closed) throw new Error('cache is closed');
     const name = this.key(channel);
-    let set = this.handlers.get(name);
-    if (!set) {
-      set = new Set();
-      this.handlers.set(name, set);
-      await subscriber.subscribe(name);
+    let entry = this.channels.get(name);
+    if (!entry) {
+      const created: Channel = { handlers: new Set(), ready: this.subscriberConnection().subscribe(name).then(() => undefined) };
+      // A failed SUBSCRIBE must not leave a channel that looks subscribed to the next caller.
+      created.ready.catch(() => this.channels.get(name) === created && this.channels.delete(name));
+      this.channels.set(name, created);
+      entry = created;
     }
-    set.add(handler);
+    // Registered before waiting, so an unsubscribe racing this call does not tear the channel
+    // down underneath it; one wrapper per call, so each unsubscribe removes only its own.
+    const registration = (message: string) => handler(message);
+    entry.handlers.add(registration);
+    try {
+      await entry.ready;
+    } catch (err) {
+      entry.handlers.delete(registration);
+      throw err;
+    }
+    const subscribed = entry;
     return async () => {
-      const current = this.handlers.get(name);
-      if (!current?.delete(handler) || current.size > 0) return;
-      this.handlers.delete(name);
-      await subscriber.unsubscribe(name);
+      if (!subscribed.handlers.delete(registration) || subscribed.handlers.size > 0) return;
+      if (this.channels.get(name) !== subscribed) return;
+      this.channels.delete(name);
+      if (!this.closed) await this.subscriber?.unsubscribe(name);
     };
   }
 
   private subscriberConnection(): Redis {
     if (!this.subscriber) {
-      const subscriber = new Redis(this.options.url, this.connectionOptions());
-      subscriber.on('error', (err: Error) => this.options.onError?.(err));
+      const subscriber = this.connect();
+      // ioredis subscribes again by itself after a reconnect (autoResubscribe).
       subscriber.on('message', (channel: string, message: string) => {
-        for (const handler of this.handlers.get(channel) ?? []) handler(message);
+        for (const handler of [...(this.channels.get(channel)?.handlers ?? [])]) {
+          // A throwing subscriber must neither starve the others nor break the connection's parser.
+          try {
+            handler(message);
+          } catch (err) {
+            this.onError(err instanceof Error ? err : new Error(String(err)));
+          }
+        }
       });
       this.subscriber = subscriber;
     }
@@ -131,35 +175,64 @@ export class RedisCache implements Cache {
   }
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
+    assertLockTtl(ttlMs);
     const key = this.key(`lock:${name}`);
+    // The token tells this holder from whoever takes the lock after it expired.
     const token = randomUUID();
-    const ok = await this.client.set(key, token, 'PX', ttlMs, 'NX');
+    const ok = await this.redis.set(key, token, 'PX', px(ttlMs), 'NX');
     if (ok !== 'OK') return null;
     return {
       name,
-      release: async () => Number(await this.client.eval(RELEASE_LOCK, 1, key, token)) === 1,
-      extend: async (ms: number) => Number(await this.client.eval(EXTEND_LOCK, 1, key, token, ms)) === 1,
+      release: async () => Number(await this.redis.eval(RELEASE_LOCK, 1, key, token)) === 1,
+      extend: async (ms: number) => {
+        assertLockTtl(ms);
+        return Number(await this.redis.eval(EXTEND_LOCK, 1, key, token, px(ms))) === 1;
+      },
     };
   }
 
+  /**
+   * Health checks need "down" now, not when ioredis gives up: while the connection is known to be
+   * lost this throws at once, and otherwise (first connect, or a server that accepts but does not
+   * answer) the PING races a timer and the loss of the connection.
+   */
   async ping(): Promise<void> {
-    // While disconnected ioredis would hold the command until it reconnects; a health check
-    // needs the answer "down" now, so the ping races a timer.
-    if (this.client.status !== 'ready') throw new Error(`Redis is not connected (${this.client.status})`);
+    const client = this.redis;
+    if (DOWN.has(client.status)) throw new Error(`Redis is not connected (${client.status})`);
     let timer: NodeJS.Timeout | undefined;
+    let onClose: (() => void) | undefined;
     try {
       await Promise.race([
-        this.client.ping(),
+        client.ping(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.pingTimeoutMs} ms`)), this.pingTimeoutMs);
+          onClose = () => reject(new Error('Redis is not connected (connection lost)'));
+          client.once('close', onClose);
         }),
       ]);
     } finally {
       clearTimeout(timer);
+      if (onClose) client.off('close', onClose);
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.client, this.subscriber].filter((c): c is Redis => c !== undefined).map((c) => c.quit().catch(() => c.disconnect())));
+    if (this.closed) return;
+    this.closed = true;
+    this.channels.clear();
+    // QUIT lets replies in flight arrive; a connection that is not up has nothing to wait for,
+    // and queueing QUIT on it would only wait for the next reconnect.
+    const connections = [this.client, this.subscriber].filter((c): c is Redis => c !== undefined);
+    await Promise.all(connections.map((c) => (c.status === 'ready' ? c.quit().then(() => undefined, () => c.disconnect()) : c.disconnect())));
   }
+}
+
+/** Redis takes whole milliseconds above zero; rounding up never expires a key early. */
+function px(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}
+
+/** A lock without expiry would outlive a crashed holder forever, so a positive ttl is required. */
+function assertLockTtl(ttlMs: number): void {
+  if (!(Number.isFinite(ttlMs) && ttlMs > 0)) throw new RangeError(`lock ttlMs must be a positive number of milliseconds, got ${ttlMs}`);
 }
