@@ -119,6 +119,27 @@ function cacheContract(open: Open): void {
     expect(await a.ttl('plain')).toBeNull();
   });
 
+  it('keeps a sliding window shared by every handle: counts, distinct members, later times win, old ones drop', async () => {
+    const minute = 60_000;
+    const t0 = 1_700_000_000_000;
+    expect(await a.windowAdd('win', 'e1', t0, minute)).toEqual({ count: 1 });
+    expect(await b.windowAdd('win', 'e2', t0 + 10_000, minute)).toEqual({ count: 2 });
+    // The same member again counts once and keeps its later time.
+    expect((await a.windowAdd('win', 'e1', t0 + 20_000, minute)).count).toBe(2);
+    // An out-of-order earlier time does not move a member back.
+    await b.windowAdd('win', 'e1', t0 + 5_000, minute);
+    const state = await a.windowAdd('win', 'e3', t0 + 75_000, minute, { withMembers: true });
+    // e2 (t0+10s) fell out of the minute ending at t0+75s; e1 moved to t0+20s and stays.
+    expect(state).toEqual({ count: 2, members: [{ member: 'e1', at: t0 + 20_000 }, { member: 'e3', at: t0 + 75_000 }] });
+    expect(await b.delete('win')).toBe(true);
+    expect(await a.windowAdd('win', 'e4', t0, minute)).toEqual({ count: 1 });
+    const ttl = await b.ttl('win');
+    expect(ttl).not.toBeNull();
+    expect(ttl!).toBeLessThanOrEqual(minute);
+    const parallel = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).windowAdd('win2', `m${i}`, t0 + i, minute)));
+    expect(Math.max(...parallel.map((p) => p.count))).toBe(50);
+  });
+
   it('delivers published messages to subscribers of other handles until they unsubscribe', async () => {
     const received: string[] = [];
     const unsubscribe = await b.subscribe('news', (m) => received.push(m));

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Cache, Lock } from './types.js';
+import type { Cache, Lock, WindowState } from './types.js';
 
 interface Entry {
   value: string;
   expiresAt: number | null;
+  /** Sliding windows keep their members here (member → time); `value` is unused. */
+  window?: Map<string, number>;
 }
 
 export interface MemoryCacheOptions {
@@ -96,6 +98,21 @@ export class MemoryCache implements Cache {
     // A fixed window: the expiry belongs to the counter's creation, later increments keep it.
     this.entries.set(key, { value: String(next), expiresAt: entry ? entry.expiresAt : options.ttlMs ? Date.now() + options.ttlMs : null });
     return next;
+  }
+
+  async windowAdd(key: string, member: string, atMs: number, windowMs: number, options: { withMembers?: boolean } = {}): Promise<WindowState> {
+    this.assertOpen();
+    let entry = this.live(key);
+    if (!entry?.window) this.entries.set(key, (entry = { value: '', expiresAt: null, window: new Map() }));
+    const window = entry.window!;
+    const previous = window.get(member);
+    if (previous === undefined || previous < atMs) window.set(member, atMs);
+    const cutoff = atMs - windowMs;
+    for (const [m, at] of window) if (at < cutoff) window.delete(m);
+    entry.expiresAt = Date.now() + windowMs;
+    if (!options.withMembers) return { count: window.size };
+    const members = [...window].map(([m, at]) => ({ member: m, at })).sort((a, b) => a.at - b.at || (a.member < b.member ? -1 : 1));
+    return { count: window.size, members };
   }
 
   async ttl(key: string): Promise<number | null> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Cache, Lock } from './types.js';
+import type { Cache, Lock, WindowState } from './types.js';
 
 export interface RedisCacheOptions {
   url: string;
@@ -25,6 +25,14 @@ if created and tonumber(ARGV[2]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return v`;
+
+// ZADD GT keeps the later time of a member added twice; the window then drops what is too old.
+const WINDOW_ADD = `
+redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') end
+return redis.call('ZCARD', KEYS[1])`;
 
 // Only the holder of the token may release or extend: a holder whose lock expired and was taken
 // by someone else must not free or prolong the new owner's lock.
@@ -114,6 +122,15 @@ export class RedisCache implements Cache {
   async incr(key: string, options: { by?: number; ttlMs?: number } = {}): Promise<number> {
     const result = await this.redis.eval(INCR_WITH_TTL, 1, this.key(key), options.by ?? 1, options.ttlMs ? px(options.ttlMs) : 0);
     return Number(result);
+  }
+
+  async windowAdd(key: string, member: string, atMs: number, windowMs: number, options: { withMembers?: boolean } = {}): Promise<WindowState> {
+    const result = await this.redis.eval(WINDOW_ADD, 1, this.key(key), atMs, member, atMs - windowMs, px(windowMs), options.withMembers ? '1' : '0');
+    if (!options.withMembers) return { count: Number(result) };
+    const flat = result as string[];
+    const members: Array<{ member: string; at: number }> = [];
+    for (let i = 0; i < flat.length; i += 2) members.push({ member: flat[i]!, at: Number(flat[i + 1]) });
+    return { count: members.length, members };
   }
 
   async ttl(key: string): Promise<number | null> {

@@ -17,6 +17,14 @@ export interface Cache {
    * when the counter is created (fixed window) and left alone on later increments.
    */
   incr(key: string, options?: { by?: number; ttlMs?: number }): Promise<number>;
+  /**
+   * A sliding window (event counts, distinct values, rule sequences): adds `member` at time
+   * `atMs` (a member added again keeps the later time), drops members older than
+   * `atMs - windowMs`, and returns how many are left — with `withMembers`, also the members and
+   * their times, oldest first. The window expires `windowMs` after its last addition. Clear it
+   * with `delete`.
+   */
+  windowAdd(key: string, member: string, atMs: number, windowMs: number, options?: { withMembers?: boolean }): Promise<WindowState>;
   /** Milliseconds left before the key expires; null when it has no expiry or does not exist. */
   ttl(key: string): Promise<number | null>;
   publish(channel: string, message: string): Promise<void>;
@@ -27,6 +35,11 @@ export interface Cache {
   /** Throws when the cache is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface WindowState {
+  count: number;
+  members?: Array<{ member: string; at: number }>;
 }
 
 export interface Lock {
