@@ -10,10 +10,16 @@ import { registerErrorHandling, sendError } from './http/error-handler.js';
 import { healthRoutes } from './http/health.js';
 import { systemRoutes } from './http/system.js';
 import { parseLimits, type Limits } from './http/rate-limit.js';
+import { alertRoutes } from './modules/alerts/routes.js';
+import { detectionRoutes } from './modules/detect/routes.js';
+import { DetectionService } from './modules/detect/service.js';
+import { AlertService } from './modules/alerts/service.js';
 import { auditRoutes } from './modules/audit/routes.js';
 import { appendAudit } from './modules/audit/service.js';
 import { identityRoutes } from './modules/identity/routes.js';
 import { IngestPipeline } from './modules/ingest/pipeline.js';
+import { notifyRoutes } from './modules/notify/routes.js';
+import { NotifyService } from './modules/notify/service.js';
 import { elasticsearchSource } from './modules/ingest/sources/elasticsearch.js';
 import { httpSource } from './modules/ingest/sources/http.js';
 import { lokiSource } from './modules/ingest/sources/loki.js';
@@ -39,6 +45,9 @@ declare module 'fastify' {
     limits: Limits;
     mailer: Mailer;
     ingest: IngestPipeline;
+    notify: NotifyService;
+    alerts: AlertService;
+    detection: DetectionService;
     /** Every route registered, for tests that must cover all of them (tenant isolation, audit). */
     routeTable: Array<{ method: string; url: string; config: unknown }>;
   }
@@ -93,7 +102,8 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   app.decorate('limits', parseLimits(config.security.rateLimits));
   app.decorate('mailer', createMailer(config, options.logger));
   app.decorate('routeTable', []);
-  app.decorate('ingest', new IngestPipeline(platform, { maxQueuedEvents: config.ingest.queueEvents, batchSize: config.ingest.batchEvents }));
+  app.decorate('ingest', new IngestPipeline(platform, { maxQueuedEvents: config.ingest.queueEvents, batchSize: config.ingest.batchEvents, maxConsumerBacklog: config.detection.backlogEvents }));
+  app.decorate('notify', new NotifyService(platform));
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) app.routeTable.push({ method, url: route.url, config: route.config });
   });
@@ -183,8 +193,16 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   await app.register(workspaceRoutes, { prefix: '/api/v1' });
   await app.register(policyRoutes, { prefix: '/api/v1' });
   await app.register(auditRoutes, { prefix: '/api/v1' });
+  await app.register(notifyRoutes, { prefix: '/api/v1' });
   await app.register(httpSource(app.ingest), { prefix: '/api/v1' });
   await app.register(eventRoutes, { prefix: '/api/v1' });
+  // A new alert queues its notifications in the same transaction (the outbox): none is lost or sent twice.
+  app.decorate('alerts', new AlertService(platform, { onRaised: (tx, notice) => app.notify.enqueueForAlert(tx, notice).then(() => undefined) }));
+  await app.register(alertRoutes, { prefix: '/api/v1' });
+  // Committed events go on to detection, which raises alerts.
+  app.decorate('detection', new DetectionService(platform, app.alerts));
+  app.ingest.setConsumer(app.detection);
+  await app.register(detectionRoutes, { prefix: '/api/v1' });
   await app.register(lokiSource(app.ingest));
   await app.register(elasticsearchSource(app.ingest));
   await app.register(objectRoutes(platform.objects));
@@ -192,6 +210,7 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   // Events accepted before shutdown are written before the database closes.
   app.addHook('onClose', async () => {
     await app.ingest.close();
+    await app.detection.idle();
     if (ownsPlatform) await platform.close();
   });
   return app;

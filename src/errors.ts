@@ -41,6 +41,11 @@ export const errorCatalogue = {
   SIQ_ARCHIVE_NOT_FOUND: { status: 404, message: 'No archive exists for that day (and workspace). List archives with `sentineliq events archives`.' },
   SIQ_ARCHIVE_CORRUPT: { status: 500, message: 'The archive does not match its manifest (checksum or count); nothing was restored from it.' },
   SIQ_SIGNED_URL_EXPIRED: { status: 403, message: 'The signed link has expired. Ask for a new link.' },
+  SIQ_ALERT_TRANSITION: { status: 409, message: 'The alert cannot move from its current status to the one requested. See docs/alerts.md for the allowed transitions.' },
+  SIQ_ALERT_ASSIGNEE: { status: 400, message: 'Alerts can only be assigned to members of their workspace. Invite the person first.' },
+  SIQ_NOTIFY_CHANNEL_INVALID: { status: 400, message: 'The notification channel settings are invalid for its type. The details name each problem (URL scheme, missing secret, recipients, chat id).' },
+  SIQ_RULE_INVALID: { status: 400, message: 'The rule is invalid. The details give the reason (stable code) and the problem; fix the rule and submit it again.' },
+  SIQ_RULE_ARCHIVE_INVALID: { status: 400, message: 'The rule archive cannot be read (not a zip, too many files, or too large when unpacked).' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -4,6 +4,7 @@ import type { Config } from '../config/load.js';
 import { recordStart } from '../platform/index.js';
 import { startConfiguredListeners } from '../modules/ingest/listeners.js';
 import { runRetention } from '../modules/events/retention.js';
+import { startNotificationWorker } from '../modules/notify/service.js';
 import { schedule } from '../platform/jobs/scheduler.js';
 import { createLoggerFromConfig } from '../platform/log/logger.js';
 
@@ -22,6 +23,7 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
   await app.listen({ host: config.host, port: config.port });
   const listeners = await startConfiguredListeners(config, app.ingest, logger);
   const retention = schedule(app.platform, 'event-retention', config.ingest.retentionIntervalMinutes * 60_000, () => runRetention(app.platform));
+  const notifications = startNotificationWorker(app.platform, app.notify);
   const scheme = config.security.tls ? 'https' : 'http';
   const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' || config.host === '::' ? 'localhost' : config.host;
   logger.info(
@@ -43,6 +45,7 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
     try {
       // Listeners first: no new events, then the HTTP server drains and the queue is written.
       retention.stop();
+      notifications.stop();
       await Promise.all(listeners.map((l) => l.close()));
       await app.close();
       logger.info({ component: 'server' }, 'stopped');

@@ -55,6 +55,12 @@ export interface Config {
     maxBytes: number;
     retentionIntervalMinutes: number;
   };
+  detection: {
+    /** A YAML file that adds to or replaces entries of the built-in logsource mapping. */
+    logsourcesFile?: string;
+    /** Committed events waiting for detection before ingestion pushes back. */
+    backlogEvents: number;
+  };
   log: {
     level: Settings['LOG_LEVEL'];
     lokiUrl?: string;
@@ -268,6 +274,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBytes: s.EVENTS_MAX_BYTES,
       retentionIntervalMinutes: s.RETENTION_INTERVAL_MINUTES,
       jsonl: s.JSONL_WORKSPACE_ID ? { workspaceId: s.JSONL_WORKSPACE_ID, tcpPort: s.JSONL_TCP_PORT, udpPort: s.JSONL_UDP_PORT } : undefined,
+    },
+    detection: {
+      logsourcesFile: s.DETECTION_LOGSOURCES_FILE,
+      backlogEvents: s.DETECTION_BACKLOG_EVENTS,
     },
     log: {
       level: s.LOG_LEVEL,

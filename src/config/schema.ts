@@ -124,6 +124,16 @@ export const settingsSchema = Type.Object({
   RETENTION_INTERVAL_MINUTES: Type.Integer({ default: 60, minimum: 1, group: 'Ingestion', description: 'How often retention and archiving run (one process at a time, across all processes).' }),
   INGEST_BATCH_EVENTS: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, group: 'Ingestion', description: 'Events written per COPY.' }),
 
+  // --- detection
+  DETECTION_LOGSOURCES_FILE: Type.Optional(Type.String({
+    group: 'Detection',
+    description: 'YAML file adding to or replacing entries of the built-in Sigma logsource mapping (same format as src/modules/detect/logsources.yml; see docs/detection.md).',
+  })),
+  DETECTION_BACKLOG_EVENTS: Type.Integer({
+    default: 100000, minimum: 1000, group: 'Detection',
+    description: 'Stored events waiting for detection, at most. Beyond it ingestion pushes back (like a full ingest queue) until rules catch up.',
+  }),
+
   // --- logging
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info', group: 'Logging', description: 'Lowest level written to stdout and shipped.',

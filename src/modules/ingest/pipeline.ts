@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
 import { SiqError } from '../../errors.js';
 import type { Platform } from '../../platform/index.js';
@@ -21,14 +22,22 @@ interface Pending {
   workspaceId: string;
   source: string;
   events: NormalizedEvent[];
+  /** Event ids, given here so detection can reference what it matched. */
+  ids: string[];
   resolve: (results: boolean[]) => void;
   reject: (err: unknown) => void;
 }
 
-const COLUMNS = ['workspace_id', 'ts', 'received_at', 'source', 'event_category', 'event_action', 'event_outcome', 'event_severity', 'host_name', 'source_ip', 'destination_ip', 'user_name', 'message', 'doc'];
+const COLUMNS = ['id', 'workspace_id', 'ts', 'received_at', 'source', 'event_category', 'event_action', 'event_outcome', 'event_severity', 'host_name', 'source_ip', 'destination_ip', 'user_name', 'message', 'doc'];
 
-function row(workspaceId: string, e: NormalizedEvent, receivedAt: Date): unknown[] {
-  return [workspaceId, e.ts, receivedAt, e.source, e.category, e.action, e.outcome, e.severity, e.hostName, e.sourceIp, e.destinationIp, e.userName, e.message, e.doc];
+function row(id: string, workspaceId: string, e: NormalizedEvent, receivedAt: Date): unknown[] {
+  return [id, workspaceId, e.ts, receivedAt, e.source, e.category, e.action, e.outcome, e.severity, e.hostName, e.sourceIp, e.destinationIp, e.userName, e.message, e.doc];
+}
+
+/** Receives events once they are committed (detection); its backlog counts towards push-back. */
+export interface CommittedEventsConsumer {
+  enqueue(workspaceId: string, events: Array<{ id: string; ts: Date; doc: Record<string, unknown> }>): void;
+  readonly backlog: number;
 }
 
 export interface PipelineOptions {
@@ -36,6 +45,10 @@ export interface PipelineOptions {
   maxQueuedEvents?: number;
   /** Events per COPY. */
   batchSize?: number;
+  /** Committed events go on to it (detection), in commit order. */
+  consumer?: CommittedEventsConsumer;
+  /** Consumer backlog beyond which sources are pushed back. */
+  maxConsumerBacklog?: number;
 }
 
 /**
@@ -56,8 +69,12 @@ export class IngestPipeline {
   private readonly batchSize: number;
   private readonly metric: Counter<'source' | 'workspace' | 'outcome'>;
   private readonly queueGauge: Gauge;
+  private consumer: CommittedEventsConsumer | undefined;
+  private readonly maxConsumerBacklog: number;
 
   constructor(private readonly platform: Platform, options: PipelineOptions = {}) {
+    this.consumer = options.consumer;
+    this.maxConsumerBacklog = options.maxConsumerBacklog ?? 100_000;
     this.partitions = new PartitionManager(platform.db);
     this.maxQueued = options.maxQueuedEvents ?? 50_000;
     this.batchSize = options.batchSize ?? 5_000;
@@ -84,9 +101,14 @@ export class IngestPipeline {
     this.count(workspaceId, source, 'dropped', n);
   }
 
+  /** Sets where committed events go next (detection). */
+  setConsumer(consumer: CommittedEventsConsumer): void {
+    this.consumer = consumer;
+  }
+
   /** Whether a batch of `n` events would be refused right now (sources check before reading more). */
   isFull(n = 1): boolean {
-    return this.queued + n > this.maxQueued;
+    return this.queued + n > this.maxQueued || (this.consumer !== undefined && this.consumer.backlog > this.maxConsumerBacklog);
   }
 
   /** Normalises, queues and commits; resolves with one result per item, in order. */
@@ -118,7 +140,7 @@ export class IngestPipeline {
       let stored: boolean[];
       try {
         stored = await new Promise<boolean[]>((resolve, reject) => {
-          this.queue.push({ workspaceId, source, events, resolve, reject });
+          this.queue.push({ workspaceId, source, events, ids: events.map(() => randomUUID()), resolve, reject });
           this.queued += events.length;
           this.queueGauge.set(this.queued);
           void this.drain();
@@ -163,7 +185,7 @@ export class IngestPipeline {
   private async copy(pending: Pending[]): Promise<void> {
     const receivedAt = new Date();
     await this.partitions.ensureFor(pending.flatMap((p) => p.events.map((e) => e.ts.getTime())));
-    const rows = pending.flatMap((p) => p.events.map((e) => row(p.workspaceId, e, (e.doc['event.ingested'] ? new Date(String(e.doc['event.ingested'])) : receivedAt))));
+    const rows = pending.flatMap((p) => p.events.map((e, i) => row(p.ids[i]!, p.workspaceId, e, (e.doc['event.ingested'] ? new Date(String(e.doc['event.ingested'])) : receivedAt))));
     await this.platform.db.copyFrom('events', COLUMNS, rows);
   }
 
@@ -174,7 +196,10 @@ export class IngestPipeline {
   private async write(batch: Pending[]): Promise<void> {
     try {
       await this.copy(batch);
-      for (const p of batch) p.resolve(p.events.map(() => true));
+      for (const p of batch) {
+        this.committed(p, p.events.map(() => true));
+        p.resolve(p.events.map(() => true));
+      }
       return;
     } catch (err) {
       // A partition may have been dropped by retention since we created it: look again.
@@ -188,22 +213,35 @@ export class IngestPipeline {
     for (const p of batch) {
       try {
         await this.copy([p]);
+        this.committed(p, p.events.map(() => true));
         p.resolve(p.events.map(() => true));
         continue;
       } catch {
         // fall through to one event at a time
       }
       const results: boolean[] = [];
-      for (const e of p.events) {
+      for (const [i, e] of p.events.entries()) {
         try {
-          await this.copy([{ ...p, events: [e] }]);
+          await this.copy([{ ...p, events: [e], ids: [p.ids[i]!] }]);
           results.push(true);
         } catch (err) {
           this.platform.logger.warn({ component: 'ingest', err: (err as Error).message }, 'an event was refused by the database');
           results.push(false);
         }
       }
+      this.committed(p, results);
       p.resolve(results);
+    }
+  }
+
+  /** Hands what was stored to the consumer; its trouble never reaches the source. */
+  private committed(p: Pending, stored: boolean[]): void {
+    if (!this.consumer) return;
+    const events = p.events.flatMap((e, i) => (stored[i] ? [{ id: p.ids[i]!, ts: e.ts, doc: e.doc }] : []));
+    try {
+      this.consumer.enqueue(p.workspaceId, events);
+    } catch (err) {
+      this.platform.logger.error({ component: 'ingest', err }, 'committed events could not be handed to detection');
     }
   }
 

@@ -1,0 +1,184 @@
+import type { Severity } from '../alerts/types.js';
+import { alternativesFor, EventView, type LogsourceAlternative, type Mapping } from './mapping.js';
+import { LiteralIndex } from './sigma/literals.js';
+import type { CompileContext } from './sigma/values.js';
+import type { SigmaCorrelationRule, SigmaDetectionRule, SigmaDocument, SigmaFilterRule } from './sigma/rule.js';
+
+/** A rule as the engine runs it: its stored key, the compiled Sigma document and overrides. */
+export interface EngineRule<D extends SigmaDocument = SigmaDocument> {
+  /** The stored rule's id (or any unique key in tests and benchmarks). */
+  key: string;
+  doc: D;
+  /** Severity after the workspace's override. */
+  severity: Severity;
+}
+
+interface Route {
+  rule: EngineRule<SigmaDetectionRule>;
+  alternative: LogsourceAlternative;
+}
+
+/** Routes sharing the conditions left after the index lookup, checked once for all of them. */
+interface RouteGroup {
+  conditions: Array<{ field: string; accepted: Set<string>; any: boolean }>;
+  routes: Route[];
+}
+
+function groupKey(rest: Record<string, string[]>): string {
+  return JSON.stringify(Object.entries(rest).sort((a, b) => a[0].localeCompare(b[0])).map(([f, v]) => [f, [...v].sort()]));
+}
+
+export interface Match {
+  rule: EngineRule<SigmaDetectionRule>;
+  /** The view through which the rule matched (field renames of its logsource applied). */
+  view: EventView;
+}
+
+/**
+ * Runs detection rules on events. Rules are routed by logsource: each rule is indexed under the
+ * channels and event ids its logsource covers, so an event is only tested against rules that can
+ * apply to it. Meta filters are ANDed into the rules they name. Correlation rules are kept here
+ * for lookup; their windows live in `correlate.ts`.
+ */
+export class DetectionEngine {
+  /** channel → event id (or `*`) → route groups */
+  private readonly byChannel = new Map<string, Map<string, Map<string, RouteGroup>>>();
+  /** route groups without a channel condition, checked on every event */
+  private readonly generic = new Map<string, RouteGroup>();
+  private readonly rules: EngineRule<SigmaDetectionRule>[] = [];
+  private readonly correlations: EngineRule<SigmaCorrelationRule>[] = [];
+  /** rule id or name → correlations that reference it */
+  private readonly referencedBy = new Map<string, EngineRule<SigmaCorrelationRule>[]>();
+  /** Rules loaded whose logsource has no mapping (they run on `logsource.*`-labelled events). */
+  readonly unmapped: string[] = [];
+
+  /** Literals of every loaded rule, matched all at once per field (compile rules with `compileContext`). */
+  readonly literals = new LiteralIndex();
+
+  constructor(readonly mapping: Mapping) {}
+
+  /** What rules loaded into this engine are compiled with. */
+  compileContext(ctx: CompileContext = {}): CompileContext {
+    return { ...ctx, literals: this.literals };
+  }
+
+  get size(): { rules: number; correlations: number } {
+    return { rules: this.rules.length, correlations: this.correlations.length };
+  }
+
+  /** Loads rules, filters and correlations; filters apply to rules loaded in the same call or before. */
+  load(entries: EngineRule[]): void {
+    const filters = entries.filter((e): e is EngineRule<SigmaFilterRule> => e.doc.kind === 'filter');
+    for (const entry of entries) {
+      if (entry.doc.kind === 'rule') this.addRule(entry as EngineRule<SigmaDetectionRule>, filters);
+      else if (entry.doc.kind === 'correlation') this.addCorrelation(entry as EngineRule<SigmaCorrelationRule>);
+    }
+  }
+
+  private addRule(entry: EngineRule<SigmaDetectionRule>, filters: EngineRule<SigmaFilterRule>[]): void {
+    const doc = entry.doc;
+    const applying = filters.filter((f) => f.doc.rules.some((r) => r === doc.id || (doc.name !== null && r === doc.name) || r === entry.key));
+    let rule = entry;
+    if (applying.length > 0) {
+      const base = doc.match;
+      const filterMatches = applying.map((f) => f.doc.match);
+      rule = { ...entry, doc: { ...doc, match: (e) => base(e) && filterMatches.every((m) => m(e)) } };
+    }
+    this.rules.push(rule);
+    const { alternatives, mapped } = alternativesFor(this.mapping, doc.logsource);
+    if (!mapped) this.unmapped.push(entry.key);
+    for (const alternative of alternatives) {
+      const { Channel: channels, EventID: eventIds, ...rest } = alternative.when;
+      const route: Route = { rule, alternative };
+      if (!channels || channels.includes('*')) {
+        const conditions = { ...rest, ...(eventIds ? { EventID: eventIds } : {}), ...(channels ? { Channel: ['*'] } : {}) };
+        addTo(this.generic, conditions, route);
+        continue;
+      }
+      for (const channel of channels) {
+        let byId = this.byChannel.get(channel);
+        if (!byId) this.byChannel.set(channel, (byId = new Map()));
+        for (const id of eventIds ?? ['*']) {
+          let groups = byId.get(id);
+          if (!groups) byId.set(id, (groups = new Map()));
+          addTo(groups, rest, route);
+        }
+      }
+    }
+  }
+
+  private addCorrelation(entry: EngineRule<SigmaCorrelationRule>): void {
+    this.correlations.push(entry);
+    for (const ref of entry.doc.rules) {
+      let list = this.referencedBy.get(ref);
+      if (!list) this.referencedBy.set(ref, (list = []));
+      list.push(entry);
+    }
+  }
+
+  /** Correlations that count matches of a rule (by its id, name or key). */
+  correlationsOf(doc: { id: string | null; name: string | null }, key: string): EngineRule<SigmaCorrelationRule>[] {
+    const out = new Set<EngineRule<SigmaCorrelationRule>>();
+    for (const ref of [doc.id, doc.name, key]) if (ref) for (const c of this.referencedBy.get(ref) ?? []) out.add(c);
+    return [...out];
+  }
+
+  /** Whether a rule alerts on its own: not when it only feeds correlations that do not `generate` it. */
+  alertsOnItsOwn(rule: EngineRule<SigmaDetectionRule>): boolean {
+    const cs = this.correlationsOf(rule.doc, rule.key);
+    return cs.length === 0 || cs.some((c) => c.doc.generate);
+  }
+
+  /** Detection rules that match one event (a flat document as the store keeps it). */
+  match(doc: Record<string, unknown>): Match[] {
+    const view = new EventView(doc, this.mapping, null, this.literals);
+    const matches: Match[] = [];
+    const seen = new Set<string>();
+    const run = (groups: Map<string, RouteGroup> | undefined) => {
+      if (!groups) return;
+      for (const group of groups.values()) {
+        if (!satisfies(view, group)) continue;
+        for (const route of group.routes) {
+          const v = view.withRenames(route.alternative.fields);
+          if (!seen.has(route.rule.key) && route.rule.doc.match(v)) {
+            seen.add(route.rule.key);
+            matches.push({ rule: route.rule, view: v });
+          }
+        }
+      }
+    };
+    const channel = view.lowerTexts('Channel')?.[0];
+    if (channel !== undefined) {
+      const byId = this.byChannel.get(channel);
+      if (byId) {
+        const id = view.texts('EventID')?.[0];
+        if (id !== undefined) run(byId.get(id));
+        run(byId.get('*'));
+      }
+    }
+    run(this.generic);
+    return matches;
+  }
+}
+
+function addTo(groups: Map<string, RouteGroup>, rest: Record<string, string[]>, route: Route): void {
+  const key = groupKey(rest);
+  let group = groups.get(key);
+  if (!group) {
+    const conditions = Object.entries(rest).map(([field, accepted]) => ({ field, accepted: new Set(accepted), any: accepted.includes('*') }));
+    groups.set(key, (group = { conditions, routes: [] }));
+  }
+  group.routes.push(route);
+}
+
+function satisfies(view: EventView, group: RouteGroup): boolean {
+  for (const c of group.conditions) {
+    const values = view.lowerTexts(c.field);
+    if (!values) return false;
+    if (c.any) continue;
+    let ok = false;
+    for (const v of values) if (c.accepted.has(v)) ok = true;
+    if (!ok) return false;
+  }
+  return true;
+}

@@ -1,0 +1,209 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import type { Logsource } from './sigma/rule.js';
+import type { LiteralIndex } from './sigma/literals.js';
+import { textForms, type FieldAccess } from './sigma/values.js';
+
+const EMPTY_HITS: Map<number, number> = new Map();
+
+/**
+ * Logsource routing and field mapping, as data (`logsources.yml`, documented in
+ * docs/detection.md): which events a rule's logsource covers, and where a Sigma field name is
+ * found in the event.
+ */
+
+/** One way an event can belong to a logsource: field values that must all hold, and field renames. */
+export interface LogsourceAlternative {
+  /** Field → accepted values (lower-cased text; `*` = present with any value). */
+  when: Record<string, string[]>;
+  /** Sigma field name → event field name, for the rules routed through this alternative. */
+  fields: Record<string, string>;
+}
+
+export interface Mapping {
+  fieldPrefixes: string[];
+  fieldAliases: Record<string, string[]>;
+  logsources: Record<string, LogsourceAlternative[]>;
+}
+
+const DEFAULT_FILE = new URL('./logsources.yml', import.meta.url);
+
+function readAlternatives(key: string, raw: unknown): LogsourceAlternative[] {
+  if (!Array.isArray(raw)) throw new Error(`logsource "${key}" must be a list of alternatives`);
+  return raw.map((alt) => {
+    if (alt === null || typeof alt !== 'object') throw new Error(`logsource "${key}" has an alternative that is not a map`);
+    const { fields, ...when } = alt as Record<string, unknown>;
+    return {
+      when: Object.fromEntries(Object.entries(when).map(([f, v]) => [f, (Array.isArray(v) ? v : [v]).map((x) => String(x).toLowerCase())])),
+      fields: (fields ?? {}) as Record<string, string>,
+    };
+  });
+}
+
+function readMapping(text: string): Partial<Mapping> {
+  const raw = (parse(text) ?? {}) as Record<string, unknown>;
+  const out: Partial<Mapping> = {};
+  if (raw.fieldPrefixes) out.fieldPrefixes = (raw.fieldPrefixes as unknown[]).map(String);
+  if (raw.fieldAliases) out.fieldAliases = raw.fieldAliases as Record<string, string[]>;
+  if (raw.logsources) {
+    out.logsources = {};
+    for (const [key, alts] of Object.entries(raw.logsources as Record<string, unknown>)) out.logsources[key.toLowerCase()] = readAlternatives(key, alts);
+  }
+  return out;
+}
+
+/** The built-in mapping, with an optional file whose entries add to it or replace its entries. */
+export function loadMapping(overrideFile?: string): Mapping {
+  const base = readMapping(readFileSync(DEFAULT_FILE, 'utf8')) as Mapping;
+  if (!overrideFile) return base;
+  const extra = readMapping(readFileSync(overrideFile, 'utf8'));
+  return {
+    fieldPrefixes: extra.fieldPrefixes ?? base.fieldPrefixes,
+    fieldAliases: { ...base.fieldAliases, ...extra.fieldAliases },
+    logsources: { ...base.logsources, ...extra.logsources },
+  };
+}
+
+/**
+ * The alternatives a logsource covers. Category and service combine (both must hold); an
+ * unknown logsource falls back to events labelled `logsource.*` with the same values.
+ */
+export function alternativesFor(mapping: Mapping, ls: Logsource): { alternatives: LogsourceAlternative[]; mapped: boolean } {
+  const product = ls.product ?? '';
+  const lookup = (part: string | undefined) => (part ? mapping.logsources[`${product}/${part}`] ?? (product ? undefined : mapping.logsources[part]) : undefined);
+  const byCategory = lookup(ls.category);
+  const byService = lookup(ls.service);
+  const byProduct = !ls.category && !ls.service && product ? mapping.logsources[product] : undefined;
+  let alternatives: LogsourceAlternative[] | undefined;
+  if (byCategory && byService) {
+    alternatives = byCategory.flatMap((a) => byService.flatMap((b) => {
+      for (const [f, v] of Object.entries(b.when)) if (a.when[f] && !a.when[f]!.some((x) => v.includes(x) || x === '*' || v.includes('*'))) return [];
+      return [{ when: { ...b.when, ...a.when }, fields: { ...b.fields, ...a.fields } }];
+    }));
+  } else if ((ls.category && !byCategory) || (ls.service && !byService)) {
+    alternatives = undefined;
+  } else {
+    alternatives = byCategory ?? byService ?? byProduct;
+  }
+  if (alternatives) return { alternatives, mapped: true };
+  const when: Record<string, string[]> = {};
+  if (ls.product) when['logsource.product'] = [ls.product];
+  if (ls.category) when['logsource.category'] = [ls.category];
+  if (ls.service) when['logsource.service'] = [ls.service];
+  return { alternatives: [{ when, fields: {} }], mapped: false };
+}
+
+/**
+ * The event as Sigma rules see it: a flat document (original fields and normalised ones) with
+ * Sigma names resolved through renames, exact names, aliases and prefixes, and text forms
+ * cached so a thousand rules reading `CommandLine` lower-case it once.
+ */
+export class EventView implements FieldAccess {
+  private readonly resolved = new Map<string, unknown>();
+  private readonly textCache = new Map<string, string[] | null>();
+  private readonly lowerCache = new Map<string, string[] | null>();
+  private keywords: string[] | null = null;
+  private keywordsLower: string[] | null = null;
+  private renamedViews: Map<Record<string, string>, EventView> | null = null;
+
+  private hitCache: Map<string, Map<number, number>> | null = null;
+
+  constructor(readonly doc: Record<string, unknown>, private readonly mapping: Mapping, private readonly renames: Record<string, string> | null = null, private readonly literals: LiteralIndex | null = null) {}
+
+  /** Literals of the engine's index found in a field (null: keywords), computed once per field and event. */
+  literalHits(field: string | null): Map<number, number> {
+    if (!this.literals) throw new Error('this view has no literal index');
+    const key = field ?? '';
+    this.hitCache ??= new Map();
+    let hits = this.hitCache.get(key);
+    if (!hits) {
+      const texts = field === null ? this.keywordTexts(true) : this.lowerTexts(field);
+      hits = texts ? this.literals.scan(key, texts) : EMPTY_HITS;
+      this.hitCache.set(key, hits);
+    }
+    return hits;
+  }
+
+  /** The same event seen through an alternative's field renames. */
+  withRenames(renames: Record<string, string>): EventView {
+    if (Object.keys(renames).length === 0) return this;
+    this.renamedViews ??= new Map();
+    let view = this.renamedViews.get(renames);
+    if (!view) this.renamedViews.set(renames, (view = new EventView(this.doc, this.mapping, renames, this.literals)));
+    return view;
+  }
+
+  get(field: string): unknown {
+    if (this.resolved.has(field)) return this.resolved.get(field);
+    const value = this.resolve(field);
+    this.resolved.set(field, value);
+    return value;
+  }
+
+  private resolve(field: string): unknown {
+    const doc = this.doc;
+    const renamed = this.renames?.[field];
+    if (renamed !== undefined && doc[renamed] !== undefined) return doc[renamed];
+    if (renamed !== undefined) return this.resolve(renamed);
+    let v = doc[field];
+    if (v !== undefined) return v;
+    for (const prefix of this.mapping.fieldPrefixes) {
+      v = doc[prefix + field];
+      if (v !== undefined) return v;
+    }
+    const aliases = this.mapping.fieldAliases[field];
+    if (aliases) {
+      for (const alias of aliases) {
+        v = doc[alias];
+        if (v !== undefined) return v;
+      }
+    }
+    return undefined;
+  }
+
+  texts(field: string): string[] | null {
+    let t = this.textCache.get(field);
+    if (t === undefined) this.textCache.set(field, (t = textForms(this.get(field))));
+    return t;
+  }
+
+  lowerTexts(field: string): string[] | null {
+    let t = this.lowerCache.get(field);
+    if (t === undefined) {
+      const raw = this.texts(field);
+      this.lowerCache.set(field, (t = raw ? raw.map((s) => s.toLowerCase()) : null));
+    }
+    return t;
+  }
+
+  keywordTexts(lower: boolean): string[] {
+    if (!this.keywords) {
+      // Every value of the event, numbers and booleans by their text (Sigma values are strings);
+      // each distinct text once (normalisation copies the message, for one).
+      const keywords = new Set<string>();
+      const add = (x: unknown) => {
+        if (typeof x === 'string') keywords.add(x);
+        else if (typeof x === 'number' || typeof x === 'boolean') keywords.add(String(x));
+      };
+      for (const v of Object.values(this.doc)) {
+        if (Array.isArray(v)) for (const x of v) add(x);
+        else add(v);
+      }
+      this.keywords = [...keywords];
+    }
+    if (!lower) return this.keywords;
+    this.keywordsLower ??= this.keywords.map((s) => s.toLowerCase());
+    return this.keywordsLower;
+  }
+
+  /** Whether the event satisfies an alternative's field conditions. */
+  satisfies(when: Record<string, string[]>): boolean {
+    for (const [field, accepted] of Object.entries(when)) {
+      const values = this.lowerTexts(field);
+      if (!values) return false;
+      if (accepted.includes('*')) continue;
+      if (!values.some((v) => accepted.includes(v))) return false;
+    }
+    return true;
+  }
+}

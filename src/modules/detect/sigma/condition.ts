@@ -1,0 +1,153 @@
+/**
+ * The Sigma condition grammar:
+ *
+ *   expr    := and ("or" and)*
+ *   and     := not ("and" not)*
+ *   not     := "not" not | primary
+ *   primary := "(" expr ")" | ("1" | "any" | "all" | N) "of" (pattern | "them") | identifier
+ *
+ * Keywords are case-insensitive; identifiers are the detection's search names, and `pattern`
+ * may end in `*` (or hold `*` anywhere) to select several of them. Precedence: not > and > or.
+ */
+export type ConditionNode =
+  | { type: 'and' | 'or'; children: ConditionNode[] }
+  | { type: 'not'; child: ConditionNode }
+  | { type: 'ref'; name: string }
+  | { type: 'of'; quantifier: 'any' | 'all' | number; names: string[] };
+
+export class ConditionError extends Error {
+  readonly reason = 'invalid_condition';
+  constructor(message: string, readonly position: number) {
+    super(message);
+  }
+}
+
+const TOKEN = /\s*(\(|\)|[^\s()]+)/y;
+
+function tokenize(text: string): Array<{ text: string; position: number }> {
+  const tokens: Array<{ text: string; position: number }> = [];
+  // A failed sticky match resets lastIndex to 0, so the end of the last token is kept apart.
+  let end = 0;
+  let m: RegExpExecArray | null;
+  while (end < text.length) {
+    TOKEN.lastIndex = end;
+    if (!(m = TOKEN.exec(text))) break;
+    tokens.push({ text: m[1]!, position: m.index + m[0].length - m[1]!.length });
+    end = TOKEN.lastIndex;
+  }
+  if (text.slice(end).trim() !== '') throw new ConditionError(`unexpected text at position ${end}`, end);
+  return tokens;
+}
+
+function globToRegExp(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/** Parses a condition against the search identifiers the detection defines. */
+export function parseCondition(text: string, identifiers: string[]): ConditionNode {
+  const tokens = tokenize(text);
+  let i = 0;
+  const peek = () => tokens[i]?.text;
+  const lower = () => peek()?.toLowerCase();
+  const fail = (expected: string): never => {
+    const t = tokens[i];
+    throw new ConditionError(t ? `expected ${expected} at position ${t.position}, found "${t.text}"` : `expected ${expected} at the end of the condition`, t?.position ?? text.length);
+  };
+
+  const expr = (): ConditionNode => {
+    const children = [and()];
+    while (lower() === 'or') {
+      i++;
+      children.push(and());
+    }
+    return children.length === 1 ? children[0]! : { type: 'or', children };
+  };
+  const and = (): ConditionNode => {
+    const children = [not()];
+    while (lower() === 'and') {
+      i++;
+      children.push(not());
+    }
+    return children.length === 1 ? children[0]! : { type: 'and', children };
+  };
+  const not = (): ConditionNode => {
+    if (lower() === 'not') {
+      i++;
+      return { type: 'not', child: not() };
+    }
+    return primary();
+  };
+  const primary = (): ConditionNode => {
+    const t = peek();
+    if (t === undefined) return fail('a search identifier, "not", "(" or "1 of"/"all of"');
+    if (t === '(') {
+      i++;
+      const inner = expr();
+      if (peek() !== ')') fail('")"');
+      i++;
+      return inner;
+    }
+    const l = t.toLowerCase();
+    if ((l === 'all' || l === 'any' || /^\d+$/.test(l)) && tokens[i + 1]?.text.toLowerCase() === 'of') {
+      i += 2;
+      const target = peek();
+      if (target === undefined || target === '(' || target === ')') return fail('a search identifier pattern or "them"');
+      i++;
+      let names: string[];
+      if (target.toLowerCase() === 'them') {
+        names = identifiers.filter((n) => !n.startsWith('_'));
+        // Without this, `all of them` over no identifier would hold for every event.
+        if (names.length === 0) throw new ConditionError('"them" selects no search identifier (those starting with "_" are left out)', tokens[i - 1]!.position);
+      } else {
+        const re = globToRegExp(target);
+        names = identifiers.filter((n) => re.test(n));
+        if (names.length === 0) throw new ConditionError(`"${target}" matches no search identifier`, tokens[i - 1]!.position);
+      }
+      const quantifier = l === 'all' ? 'all' : l === 'any' || l === '1' ? 'any' : Number(l);
+      return { type: 'of', quantifier, names };
+    }
+    if (['and', 'or', 'of', 'them', ')'].includes(l) || t.includes('|')) return fail('a search identifier');
+    if (!identifiers.includes(t)) throw new ConditionError(`"${t}" is not a search identifier of this detection`, tokens[i]!.position);
+    i++;
+    return { type: 'ref', name: t };
+  };
+
+  const node = expr();
+  if (i < tokens.length) fail('"and", "or" or the end of the condition');
+  return node;
+}
+
+/** Evaluates a condition tree given how each named search resolves. */
+export function compileCondition<E>(node: ConditionNode, searches: Map<string, (event: E) => boolean>): (event: E) => boolean {
+  switch (node.type) {
+    case 'ref':
+      return searches.get(node.name)!;
+    case 'not': {
+      const child = compileCondition(node.child, searches);
+      return (e) => !child(e);
+    }
+    case 'and': {
+      const children = node.children.map((c) => compileCondition(c, searches));
+      if (children.length === 2) {
+        const [a, b] = children as [(e: E) => boolean, (e: E) => boolean];
+        return (e) => a(e) && b(e);
+      }
+      return (e) => children.every((c) => c(e));
+    }
+    case 'or': {
+      const children = node.children.map((c) => compileCondition(c, searches));
+      return (e) => children.some((c) => c(e));
+    }
+    case 'of': {
+      const children = node.names.map((n) => searches.get(n)!);
+      if (node.quantifier === 'all') return (e) => children.every((c) => c(e));
+      if (node.quantifier === 'any') return (e) => children.some((c) => c(e));
+      const need = node.quantifier;
+      return (e) => {
+        let n = 0;
+        for (const c of children) if (c(e) && ++n >= need) return true;
+        return false;
+      };
+    }
+  }
+}
