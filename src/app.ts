@@ -12,6 +12,7 @@ import { systemRoutes } from './http/system.js';
 import { parseLimits, type Limits } from './http/rate-limit.js';
 import { alertRoutes } from './modules/alerts/routes.js';
 import { detectionRoutes } from './modules/detect/routes.js';
+import { startPlatformEventFeed } from './modules/detect/platform-events.js';
 import { DetectionService } from './modules/detect/service.js';
 import { AlertService } from './modules/alerts/service.js';
 import { auditRoutes } from './modules/audit/routes.js';
@@ -202,6 +203,8 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   // Committed events go on to detection, which raises alerts.
   app.decorate('detection', new DetectionService(platform, app.alerts));
   app.ingest.setConsumer(app.detection);
+  // The platform's own security events are events of their workspaces too.
+  const stopPlatformEvents = await startPlatformEventFeed(platform, app.ingest);
   await app.register(detectionRoutes, { prefix: '/api/v1' });
   await app.register(lokiSource(app.ingest));
   await app.register(elasticsearchSource(app.ingest));
@@ -209,6 +212,7 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
 
   // Events accepted before shutdown are written before the database closes.
   app.addHook('onClose', async () => {
+    await stopPlatformEvents();
     await app.ingest.close();
     await app.detection.idle();
     if (ownsPlatform) await platform.close();

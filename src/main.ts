@@ -1,4 +1,5 @@
-import { basename } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type ConfigResult } from './config/load.js';
@@ -8,7 +9,11 @@ import { runDoctor } from './cli/doctor.js';
 import { startCommand } from './cli/start.js';
 import { createDatabase, migrate, migrationStatus } from './platform/db/index.js';
 import { listChains, verifyChain } from './modules/audit/service.js';
+import { AlertService } from './modules/alerts/service.js';
+import { importYamlText, readRuleTree, readRuleZip } from './modules/detect/rules/import.js';
+import { DetectionService } from './modules/detect/service.js';
 import { IngestPipeline } from './modules/ingest/pipeline.js';
+import { NotifyService } from './modules/notify/service.js';
 import { ingestFile, type FileFormat } from './modules/ingest/sources/file.js';
 import { archivedWorkspaces, restoreArchive, runRetention } from './modules/events/retention.js';
 import { createPlatform, type Platform } from './platform/index.js';
@@ -28,6 +33,13 @@ async function withPlatform(fn: (platform: Platform) => Promise<void>): Promise<
   } finally {
     await platform.close();
   }
+}
+
+/** Detection as the server runs it: alerts raised, notifications queued in the outbox. */
+function detectionService(platform: Platform): DetectionService {
+  const notify = new NotifyService(platform);
+  const alerts = new AlertService(platform, { onRaised: (tx, notice) => notify.enqueueForAlert(tx, notice).then(() => undefined) });
+  return new DetectionService(platform, alerts);
 }
 
 /** Loads the configuration or exits with one message that lists every problem. */
@@ -173,7 +185,9 @@ program
     await withPlatform(async (platform) => {
       const known = /^[0-9a-f-]{36}$/i.test(opts.workspace) && (await platform.db.query('SELECT 1 FROM workspaces WHERE id = $1', [opts.workspace])).rows.length > 0;
       if (!known) throw new Error(`no workspace ${opts.workspace}`);
-      const pipeline = new IngestPipeline(platform, { maxQueuedEvents: platform.config.ingest.queueEvents, batchSize: platform.config.ingest.batchEvents });
+      // Files go through detection like any other source; notifications are queued for the server's worker.
+      const detection = detectionService(platform);
+      const pipeline = new IngestPipeline(platform, { maxQueuedEvents: platform.config.ingest.queueEvents, batchSize: platform.config.ingest.batchEvents, consumer: detection, maxConsumerBacklog: platform.config.detection.backlogEvents });
       const bar = new SingleBar({ format: '{file} |{bar}| {percentage}% | {stored} stored, {rejected} rejected', hideCursor: true, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 }, Presets.shades_classic);
       let failed = false;
       for (const file of files) {
@@ -189,7 +203,36 @@ program
         failed ||= result.stored === 0 && result.received > 0;
       }
       await pipeline.close();
+      await detection.idle();
       if (failed) process.exitCode = 1;
+    });
+  });
+
+const rules = program.command('rules').description('detection rules');
+rules
+  .command('import <paths...>')
+  .description('import Sigma rules into a workspace: directories (every .yml/.yaml below them), .zip archives (a SigmaHQ release) or single files; each rejected rule is listed with its reason, the others load')
+  .requiredOption('-w, --workspace <id>', 'workspace that receives the rules')
+  .option('--quiet', 'print only the totals')
+  .action(async (paths: string[], opts: { workspace: string; quiet?: boolean }) => {
+    await withPlatform(async (platform) => {
+      const known = /^[0-9a-f-]{36}$/i.test(opts.workspace) && (await platform.db.query('SELECT 1 FROM workspaces WHERE id = $1', [opts.workspace])).rows.length > 0;
+      if (!known) throw new Error(`no workspace ${opts.workspace}`);
+      const detection = detectionService(platform);
+      const ctx = await detection.compileContext(opts.workspace);
+      const totals = { files: 0, created: 0, updated: 0, unchanged: 0, rejected: 0 };
+      for (const path of paths) {
+        const stat = statSync(path);
+        const result = stat.isDirectory() ? readRuleTree(path, ctx) : path.toLowerCase().endsWith('.zip') ? readRuleZip(readFileSync(path), ctx) : importYamlText(basename(path), readFileSync(path, 'utf8'), ctx);
+        const report = await detection.storeImport(opts.workspace, result, null);
+        if (!opts.quiet) for (const r of report.rejected) console.log(`rejected ${join(stat.isDirectory() ? path : '', r.file)}${r.index ? ` (document ${r.index + 1})` : ''}: ${r.reason}: ${r.message}`);
+        totals.files += report.files;
+        totals.created += report.created;
+        totals.updated += report.updated;
+        totals.unchanged += report.unchanged;
+        totals.rejected += report.rejected.length;
+      }
+      console.log(`${totals.files} files: ${totals.created} rules created, ${totals.updated} updated, ${totals.unchanged} unchanged, ${totals.rejected} rejected`);
     });
   });
 

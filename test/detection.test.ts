@@ -1,9 +1,14 @@
+import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { zipSync, strToU8 } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, buildUser, buildWorkspace, type TestApp, type TestUser } from './helpers/app.js';
+import { addMember, buildTestApp, buildUser, buildWorkspace, type TestApp, type TestUser } from './helpers/app.js';
 import { testDatabaseUrl, testRedisUrl } from './helpers/services.js';
 
 const PROCESS_RULE = `title: Ping with a count flag
@@ -252,6 +257,27 @@ detection:
     expect((await alerts(t, owner, ws.id)).filter((a) => a.ruleId === rule.id)[0]).toMatchObject({ count: 2 });
   });
 
+  it('stores the platform\'s security events as workspace events and alerts on an account lockout', async () => {
+    const member = await buildUser(t.app);
+    await addMember(t.app, ws.id, owner, member, 'analyst');
+    for (let i = 0; i < 5; i++) {
+      await t.app.identity.signIn(member.email, 'wrong-password-123456', { ip: '198.51.100.7' }).catch(() => undefined);
+      // Skip the growing wait between attempts, so the test reaches the lock quickly.
+      await t.app.platform.cache.delete(`signin:wait:${member.id}`);
+    }
+    let locked: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 100 && locked.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      await t.app.detection.idle();
+      locked = (await alerts(t, owner, ws.id)).filter((a) => a.ruleTitle === 'SentinelIQ account locked out');
+    }
+    expect(locked).toHaveLength(1);
+    expect(locked[0]).toMatchObject({ groupKey: `user.id=${member.id}`, ruleKind: 'threshold' });
+    const found = (await t.app.inject({ method: 'POST', url: `/api/v1/workspaces/${ws.id}/events/search`, headers: owner.headers, payload: { from: new Date(Date.now() - 3_600_000).toISOString(), to: new Date(Date.now() + 60_000).toISOString(), query: 'event.module:sentineliq AND event.action:"auth.sign_in_failed"' } })).json();
+    expect(found.events).toHaveLength(5);
+    expect(found.events[0]).toMatchObject({ 'source.ip': '198.51.100.7', 'user.id': member.id });
+  });
+
   it('refuses another workspace\'s rules', async () => {
     const intruder = await buildUser(t.app);
     const other = await buildWorkspace(t.app, intruder);
@@ -311,4 +337,45 @@ describe.skipIf(!testDatabaseUrl || !testRedisUrl)('detection across processes (
     const expected = `sha256=${createHmac('sha256', secret).update(`${String(headers['x-sentineliq-timestamp'])}.${body}`).digest('hex')}`;
     expect(headers['x-sentineliq-signature']).toBe(expected);
   });
+});
+
+describe.skipIf(!testDatabaseUrl)('sentineliq rules import and ingest (CLI)', () => {
+  let t: Awaited<ReturnType<typeof buildTestApp>>;
+  const dir = mkdtempSync(join(tmpdir(), 'siq-rules-'));
+  const bin = fileURLToPath(new URL('../bin/sentineliq.js', import.meta.url));
+  const cli = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, DATABASE_URL: t.databaseUrl!, DATA_DIR: dir, LOG_LEVEL: 'warn' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  beforeAll(async () => {
+    t = await buildTestApp({}, { postgres: true });
+  });
+  afterAll(async () => {
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('imports a directory and a zip, listing each rejected rule, then detects on `sentineliq ingest`', async () => {
+    const owner = await buildUser(t.app);
+    const ws = await buildWorkspace(t.app, owner);
+    mkdirSync(join(dir, 'rules/windows'), { recursive: true });
+    writeFileSync(join(dir, 'rules/windows/ping.yml'), PROCESS_RULE);
+    writeFileSync(join(dir, 'rules/windows/bad.yml'), 'title: bad\nlogsource: {product: windows}\ndetection: {sel: {Image|nope: x}, condition: sel}\n');
+    writeFileSync(join(dir, 'more.zip'), zipSync({ 'x/whoami.yml': strToU8(BAD_AND_GOOD.split('---')[1]!) }));
+    const out = await cli(['rules', 'import', join(dir, 'rules'), join(dir, 'more.zip'), '--workspace', ws.id]);
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('windows/bad.yml: unsupported_modifier');
+    expect(out.stdout).toContain('3 files: 2 rules created, 0 updated, 0 unchanged, 1 rejected');
+    const events = join(dir, 'events.ndjson');
+    writeFileSync(events, [sysmon('C:\\Windows\\System32\\whoami.exe', 'whoami /all', '2026-11-21T08:00:00Z'), sysmon('C:\\Windows\\notepad.exe', 'notepad', '2026-11-21T08:00:01Z')].map((e) => JSON.stringify(e)).join('\n'));
+    const ingested = await cli(['ingest', events, '--workspace', ws.id]);
+    expect(ingested.code).toBe(0);
+    const raised = (await alerts(t, owner, ws.id)).filter((a) => a.ruleTitle === 'Whoami run');
+    expect(raised).toHaveLength(1);
+  }, 60_000);
 });
