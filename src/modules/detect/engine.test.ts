@@ -345,12 +345,13 @@ describe('EventView', () => {
     expect(renamed.get('Image')).toBe('C:\\x.exe');
     expect(renamed.get('User')).toBe('bob');
     expect(v.get('Image')).toBeUndefined();
-    expect(v.withRenames({})).toBe(v);
+    expect(v.withRenames(null)).toBe(v);
   });
 
   it('collects keyword texts from strings, numbers and arrays', () => {
     const v = new EventView({ a: 'Text', b: 42, c: ['x', 7, null], d: null, e: true }, mapping);
     expect(v.keywordTexts(false)).toEqual(['Text', '42', 'x', '7', 'true']);
-    expect(v.keywordTexts(true)).toEqual(['text', '42', 'x', '7', 'true']);
+    // Lower-cased, the texts are one newline-joined text: one scan per keyword.
+    expect(v.keywordTexts(true)).toEqual(['text\n42\nx\n7\ntrue']);
   });
 });

@@ -16,6 +16,8 @@ export interface EngineRule<D extends SigmaDocument = SigmaDocument> {
 interface Route {
   rule: EngineRule<SigmaDetectionRule>;
   alternative: LogsourceAlternative;
+  /** The alternative's field renames, or null when it has none. */
+  renames: Record<string, string> | null;
 }
 
 /** Routes sharing the conditions left after the index lookup, checked once for all of them. */
@@ -89,7 +91,7 @@ export class DetectionEngine {
     if (!mapped) this.unmapped.push(entry.key);
     for (const alternative of alternatives) {
       const { Channel: channels, EventID: eventIds, ...rest } = alternative.when;
-      const route: Route = { rule, alternative };
+      const route: Route = { rule, alternative, renames: Object.keys(alternative.fields).length > 0 ? alternative.fields : null };
       if (!channels || channels.includes('*')) {
         const conditions = { ...rest, ...(eventIds ? { EventID: eventIds } : {}), ...(channels ? { Channel: ['*'] } : {}) };
         addTo(this.generic, conditions, route);
@@ -139,7 +141,7 @@ export class DetectionEngine {
       for (const group of groups.values()) {
         if (!satisfies(view, group)) continue;
         for (const route of group.routes) {
-          const v = view.withRenames(route.alternative.fields);
+          const v = view.withRenames(route.renames);
           if (!seen.has(route.rule.key) && route.rule.doc.match(v)) {
             seen.add(route.rule.key);
             matches.push({ rule: route.rule, view: v });

@@ -107,6 +107,34 @@ export class EventView implements FieldAccess {
   private renamedViews: Map<Record<string, string>, EventView> | null = null;
 
   private hitCache: Map<string, Map<number, number>> | null = null;
+  /** Shared with the renamed views of the same event. */
+  private prefixed: { fields: Map<string, unknown> | null } = { fields: null };
+
+  /**
+   * Fields under the mapping's prefixes by their bare name (`winlog.event_data.Image` → `Image`),
+   * the earlier prefix winning: one pass over the event's keys instead of a lookup per prefix
+   * for every field a rule reads.
+   */
+  private prefixedFields(): Map<string, unknown> {
+    if (this.prefixed.fields) return this.prefixed.fields;
+    const fields = new Map<string, unknown>();
+    const rank = new Map<string, number>();
+    const prefixes = this.mapping.fieldPrefixes;
+    for (const key in this.doc) {
+      for (let i = 0; i < prefixes.length; i++) {
+        const prefix = prefixes[i]!;
+        if (!key.startsWith(prefix)) continue;
+        const name = key.slice(prefix.length);
+        if ((rank.get(name) ?? Infinity) > i && this.doc[key] !== undefined) {
+          fields.set(name, this.doc[key]);
+          rank.set(name, i);
+        }
+        break;
+      }
+    }
+    this.prefixed.fields = fields;
+    return fields;
+  }
 
   constructor(readonly doc: Record<string, unknown>, private readonly mapping: Mapping, private readonly renames: Record<string, string> | null = null, private readonly literals: LiteralIndex | null = null) {}
 
@@ -125,11 +153,15 @@ export class EventView implements FieldAccess {
   }
 
   /** The same event seen through an alternative's field renames. */
-  withRenames(renames: Record<string, string>): EventView {
-    if (Object.keys(renames).length === 0) return this;
+  withRenames(renames: Record<string, string> | null): EventView {
+    if (renames === null) return this;
     this.renamedViews ??= new Map();
     let view = this.renamedViews.get(renames);
-    if (!view) this.renamedViews.set(renames, (view = new EventView(this.doc, this.mapping, renames, this.literals)));
+    if (!view) {
+      view = new EventView(this.doc, this.mapping, renames, this.literals);
+      view.prefixed = this.prefixed;
+      this.renamedViews.set(renames, view);
+    }
     return view;
   }
 
@@ -147,10 +179,8 @@ export class EventView implements FieldAccess {
     if (renamed !== undefined) return this.resolve(renamed);
     let v = doc[field];
     if (v !== undefined) return v;
-    for (const prefix of this.mapping.fieldPrefixes) {
-      v = doc[prefix + field];
-      if (v !== undefined) return v;
-    }
+    v = this.prefixedFields().get(field);
+    if (v !== undefined) return v;
     const aliases = this.mapping.fieldAliases[field];
     if (aliases) {
       for (const alias of aliases) {
@@ -192,7 +222,11 @@ export class EventView implements FieldAccess {
       this.keywords = [...keywords];
     }
     if (!lower) return this.keywords;
-    this.keywordsLower ??= this.keywords.map((s) => s.toLowerCase());
+    // Case-insensitive keywords (nearly all) are contains-tests: one lower-cased text of all
+    // values, newline-separated, takes one scan per keyword instead of one per value. A keyword
+    // with an inner wildcard could match across two values; Sigma keywords practically never
+    // have one (docs/detection.md).
+    this.keywordsLower ??= [this.keywords.join('\n').toLowerCase()];
     return this.keywordsLower;
   }
 

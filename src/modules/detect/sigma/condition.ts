@@ -117,29 +117,40 @@ export function parseCondition(text: string, identifiers: string[]): ConditionNo
   return node;
 }
 
-/** Evaluates a condition tree given how each named search resolves. */
-export function compileCondition<E>(node: ConditionNode, searches: Map<string, (event: E) => boolean>): (event: E) => boolean {
+type Test<E> = ((event: E) => boolean) & { cost?: number };
+const cost = <E>(t: Test<E>): number => t.cost ?? 1;
+function costed<E>(t: Test<E>, n: number): Test<E> {
+  t.cost = n;
+  return t;
+}
+
+/**
+ * Evaluates a condition tree given how each named search resolves. Searches are pure, so the
+ * operands of and/or are tested cheapest first (by the cost their matchers carry).
+ */
+export function compileCondition<E>(node: ConditionNode, searches: Map<string, Test<E>>): Test<E> {
   switch (node.type) {
     case 'ref':
       return searches.get(node.name)!;
     case 'not': {
       const child = compileCondition(node.child, searches);
-      return (e) => !child(e);
+      return costed((e: E) => !child(e), cost(child));
     }
     case 'and': {
-      const children = node.children.map((c) => compileCondition(c, searches));
+      const children = node.children.map((c) => compileCondition(c, searches)).sort((a, b) => cost(a) - cost(b));
+      const total = children.reduce((n, c) => n + cost(c), 0);
       if (children.length === 2) {
-        const [a, b] = children as [(e: E) => boolean, (e: E) => boolean];
-        return (e) => a(e) && b(e);
+        const [a, b] = children as [Test<E>, Test<E>];
+        return costed((e: E) => a(e) && b(e), total);
       }
-      return (e) => children.every((c) => c(e));
+      return costed((e: E) => children.every((c) => c(e)), total);
     }
     case 'or': {
-      const children = node.children.map((c) => compileCondition(c, searches));
-      return (e) => children.some((c) => c(e));
+      const children = node.children.map((c) => compileCondition(c, searches)).sort((a, b) => cost(a) - cost(b));
+      return costed((e: E) => children.some((c) => c(e)), children.reduce((n, c) => n + cost(c), 0));
     }
     case 'of': {
-      const children = node.names.map((n) => searches.get(n)!);
+      const children = node.names.map((n) => searches.get(n)!).sort((a, b) => cost(a) - cost(b));
       if (node.quantifier === 'all') return (e) => children.every((c) => c(e));
       if (node.quantifier === 'any') return (e) => children.some((c) => c(e));
       const need = node.quantifier;

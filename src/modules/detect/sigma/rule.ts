@@ -1,7 +1,7 @@
 import { parseAllDocuments } from 'yaml';
 import { SEVERITIES, type Severity } from '../../alerts/types.js';
 import { compileCondition, ConditionError, parseCondition } from './condition.js';
-import { compileItem, SigmaValueError, type CompileContext, type FieldAccess, type ItemMatcher } from './values.js';
+import { compileItem, costOf, SigmaValueError, withCost, type CompileContext, type FieldAccess, type ItemMatcher } from './values.js';
 
 /**
  * Sigma documents (spec v2): detection rules, correlation rules and meta filters, parsed from
@@ -130,17 +130,19 @@ function compileSearch(name: string, def: unknown, ctx: CompileContext, fields: 
     });
     if (items.length === 0) return () => true;
     if (items.length === 1) return items[0]!;
-    return (e) => {
+    // AND of items: cheapest first, so the dear ones (regular expressions) rarely run.
+    items.sort((a, b) => costOf(a) - costOf(b));
+    return withCost((e) => {
       for (const item of items) if (!item(e)) return false;
       return true;
-    };
+    }, items.reduce((n, i) => n + costOf(i), 0));
   };
   if (isObject(def)) return mapMatcher(def);
   if (Array.isArray(def)) {
     if (def.length === 0) throw new SigmaRuleError('invalid_detection', `search "${name}" is an empty list`);
     if (def.every(isObject)) {
-      const alternatives = (def as Record<string, unknown>[]).map(mapMatcher);
-      return (e) => alternatives.some((a) => a(e));
+      const alternatives = (def as Record<string, unknown>[]).map(mapMatcher).sort((a, b) => costOf(a) - costOf(b));
+      return withCost((e) => alternatives.some((a) => a(e)), alternatives.reduce((n, a) => n + costOf(a), 0));
     }
     if (def.some(isObject) || def.some(Array.isArray)) throw new SigmaRuleError('invalid_detection', `search "${name}" mixes maps and plain values`);
     return compileItem(null, [], def, ctx);

@@ -459,5 +459,17 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
     // neq: the field is present and different from every value.
     matcher = field === null ? (e) => !inner(e) : (e) => read(e, field) !== undefined && !inner(e);
   }
-  return matcher;
+  // A rough cost, so conditions can test cheap items first (regular expressions and keyword
+  // searches over the whole event are the dear ones).
+  return withCost(matcher, (comparison === 're' ? 50 : field === null ? 20 : comparison === 'fieldref' ? 3 : 1) * Math.max(1, Math.min(preds.length, 10)));
+}
+
+/** Matchers carry an estimated cost; conditions order their operands by it (see condition.ts). */
+export function withCost<F extends (e: FieldAccess) => boolean>(fn: F, cost: number): F {
+  (fn as F & { cost?: number }).cost = cost;
+  return fn;
+}
+
+export function costOf(fn: (e: never) => boolean): number {
+  return (fn as { cost?: number }).cost ?? 1;
 }
