@@ -24,11 +24,12 @@ interface Automaton {
   /** state → itself when it has output, else `dict` (where reporting starts) */
   report: Int32Array;
   /**
-   * When every literal is ASCII: the full transition table over ASCII (state × 128 → state),
-   * failure links folded in. A non-ASCII character of the text leads back to the root: no
-   * literal contains one, so no match spans it.
+   * The full transition table over ASCII (state × 128 → state), failure links folded in. Other
+   * characters take the goto/fail path; when no literal has one, they lead straight to the root.
    */
-  dfa: Int32Array | null;
+  dfa: Int32Array;
+  /** Whether any literal contains a non-ASCII character. */
+  wide: boolean;
 }
 
 const ASCII = 128;
@@ -81,21 +82,18 @@ class FieldLiterals {
     }
     const report = new Int32Array(next.length);
     for (let st = 0; st < next.length; st++) report[st] = out[st] ? st : dict[st]!;
-    let dfa: Int32Array | null = null;
-    if ([...this.ids.keys()].every((t) => [...t].every((ch) => ch.charCodeAt(0) < ASCII))) {
-      dfa = new Int32Array(next.length * ASCII);
-      // Breadth-first, so a state's fail target already has its row.
-      const order = [0, ...queue];
-      for (const st of order) {
-        const row = st * ASCII;
-        const failRow = fail[st]! * ASCII;
-        for (let c = 0; c < ASCII; c++) {
-          const t = next[st]!.get(c);
-          dfa[row + c] = t !== undefined ? t : st === 0 ? 0 : dfa[failRow + c]!;
-        }
+    const wide = [...this.ids.keys()].some((t) => [...t].some((ch) => ch.charCodeAt(0) >= ASCII));
+    const dfa = new Int32Array(next.length * ASCII);
+    // Breadth-first, so a state's fail target already has its row.
+    for (const st of [0, ...queue]) {
+      const row = st * ASCII;
+      const failRow = fail[st]! * ASCII;
+      for (let c = 0; c < ASCII; c++) {
+        const t = next[st]!.get(c);
+        dfa[row + c] = t !== undefined ? t : st === 0 ? 0 : dfa[failRow + c]!;
       }
     }
-    return { next, fail, out, dict, report, dfa };
+    return { next, fail, out, dict, report, dfa, wide };
   }
 
   /** Every literal found in `texts`, with where it was found. */
@@ -110,34 +108,22 @@ class FieldLiterals {
       if (start === 0 && end === length - 1) bits |= HIT_WHOLE;
       hits.set(id, (hits.get(id) ?? 0) | bits);
     };
-    const dfa = a.dfa;
-    if (dfa) {
-      const report = a.report;
-      for (const text of texts) {
-        let s = 0;
-        for (let i = 0; i < text.length; i++) {
-          const c = text.charCodeAt(i);
-          s = c < ASCII ? dfa[s * ASCII + c]! : 0;
-          let o = report[s]!;
-          while (o > 0) {
-            for (const id of a.out[o]!) record(id, i, text.length);
-            o = a.dict[o]!;
-          }
-        }
-      }
-      return hits;
-    }
+    const { dfa, report, wide } = a;
     for (const text of texts) {
       let s = 0;
       for (let i = 0; i < text.length; i++) {
         const c = text.charCodeAt(i);
-        let t = a.next[s]!.get(c);
-        while (t === undefined && s !== 0) {
-          s = a.fail[s]!;
-          t = a.next[s]!.get(c);
+        if (c < ASCII) s = dfa[s * ASCII + c]!;
+        else if (!wide) s = 0;
+        else {
+          let t = a.next[s]!.get(c);
+          while (t === undefined && s !== 0) {
+            s = a.fail[s]!;
+            t = a.next[s]!.get(c);
+          }
+          s = t ?? 0;
         }
-        s = t ?? 0;
-        let o = a.out[s] ? s : a.dict[s]!;
+        let o = report[s]!;
         while (o > 0) {
           for (const id of a.out[o]!) record(id, i, text.length);
           o = a.dict[o]!;

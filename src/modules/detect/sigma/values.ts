@@ -149,6 +149,39 @@ export interface CompileContext {
   literals?: LiteralIndex;
 }
 
+/** Alternatives of one item that are tested through the literal index. */
+interface LiteralGroup {
+  /** literal id → where it must occur (bits; any of them will do) */
+  wanted: Map<number, number>;
+  /** values that are not plain literals, tested one by one */
+  others: Array<(text: string) => boolean>;
+  /** every value as its own test, for fields with too few literals for the index */
+  direct: Array<(text: string) => boolean>;
+}
+
+const newLiteralGroup = (): LiteralGroup => ({ wanted: new Map(), others: [], direct: [] });
+
+function literalTest(group: LiteralGroup, index: LiteralIndex, field: string, readAllLower: (e: FieldAccess) => string[] | null): (e: FieldAccess) => boolean {
+  const { wanted, others, direct } = group;
+  // Whether the field's literals go through the automaton is known once all rules are loaded,
+  // so it is looked up on first use.
+  let indexed: boolean | undefined;
+  return (e) => {
+    indexed ??= index.indexed(field);
+    if (!indexed) return readAllLower(e)?.some((t) => direct.some((f) => f(t))) ?? false;
+    const hits = e.literalHits!(field);
+    if (hits.size > 0) {
+      if (hits.size < wanted.size) {
+        for (const [id, bits] of hits) if (((wanted.get(id) ?? 0) & bits) !== 0) return true;
+      } else {
+        for (const [id, bit] of wanted) if (((hits.get(id) ?? 0) & bit) !== 0) return true;
+      }
+    }
+    if (others.length === 0) return false;
+    return readAllLower(e)?.some((t) => others.some((f) => f(t))) ?? false;
+  };
+}
+
 /** The literal and where it must occur, when a pattern is a literal with at most a leading and trailing `*`. */
 function literalShape(s: SigmaString): { text: string; bit: number } | null {
   const p = s.pieces;
@@ -329,6 +362,7 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
   // One predicate per value, over the field's text forms.
   type Pred = (e: FieldAccess) => boolean;
   const preds: Pred[] = [];
+  let shared: LiteralGroup | undefined;
   for (const value of values) {
     if (value === null) {
       preds.push(field === null ? () => false : (e) => {
@@ -420,28 +454,18 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
     const shaped = strings.map((s) => s.withAnyAround(comparison === 'contains' || comparison === 'endswith' || field === null, comparison === 'contains' || comparison === 'startswith' || field === null));
     // Encoded values compare case-insensitively too, as Sigma backends do (noted in docs/detection.md).
     if (!cased && ctx.literals && field !== null) {
-      // Literals go through the shared index; anything else keeps its own predicate.
-      const index = ctx.literals;
-      const wanted: Array<{ id: number; bit: number }> = [];
-      const others: SigmaString[] = [];
+      // Literals go through the shared index; anything else keeps its own predicate. Without
+      // `all`, the values of the item are alternatives: they join one test (below the loop).
+      const group = all ? newLiteralGroup() : (shared ??= newLiteralGroup());
       for (const sh of shaped) {
         const shape = literalShape(sh.mapLiterals((t) => t.toLowerCase()));
-        if (shape) wanted.push({ id: index.register(field ?? '', shape.text), bit: shape.bit });
-        else others.push(sh);
+        if (shape) {
+          const id = ctx.literals.register(field, shape.text);
+          group.wanted.set(id, (group.wanted.get(id) ?? 0) | shape.bit);
+        } else group.others.push(stringPredicate(sh, false));
+        group.direct.push(stringPredicate(sh, false));
       }
-      const otherTests = others.map((sh) => stringPredicate(sh, false));
-      const direct = shaped.map((sh) => stringPredicate(sh, false));
-      // Whether the field's literals go through the automaton is known once all rules are
-      // loaded, so it is looked up on first use.
-      let indexed: boolean | undefined;
-      preds.push((e) => {
-        indexed ??= index.indexed(field ?? '');
-        if (!indexed) return readAllLower(e)?.some((t) => direct.some((f) => f(t))) ?? false;
-        const hits = e.literalHits!(field);
-        if (hits.size > 0) for (const w of wanted) if (((hits.get(w.id) ?? 0) & w.bit) !== 0) return true;
-        if (otherTests.length === 0) return false;
-        return readAllLower(e)?.some((t) => otherTests.some((f) => f(t))) ?? false;
-      });
+      if (all) preds.push(literalTest(group, ctx.literals, field, readAllLower));
       continue;
     }
     const tests = shaped.map((s) => stringPredicate(s, cased));
@@ -450,6 +474,7 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
     preds.push((e) => source(e)?.some(test) ?? false);
   }
 
+  if (shared) preds.push(literalTest(shared, ctx.literals!, field!, readAllLower));
   let matcher: Pred;
   if (preds.length === 1) matcher = preds[0]!;
   else if (all) matcher = (e) => preds.every((p) => p(e));
