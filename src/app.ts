@@ -16,8 +16,15 @@ import { startPlatformEventFeed } from './modules/detect/platform-events.js';
 import { DetectionService } from './modules/detect/service.js';
 import { AlertService } from './modules/alerts/service.js';
 import { auditRoutes } from './modules/audit/routes.js';
+import { backupRoutes } from './modules/backup/routes.js';
+import { BackupService } from './modules/backup/service.js';
 import { appendAudit } from './modules/audit/service.js';
 import { identityRoutes } from './modules/identity/routes.js';
+import { lifecycleRoutes } from './modules/lifecycle/routes.js';
+import { evidenceRoutes } from './modules/evidence/routes.js';
+import { EvidenceService } from './modules/evidence/service.js';
+import { incidentRoutes } from './modules/incidents/routes.js';
+import { IncidentService } from './modules/incidents/service.js';
 import { IngestPipeline } from './modules/ingest/pipeline.js';
 import { notifyRoutes } from './modules/notify/routes.js';
 import { NotifyService } from './modules/notify/service.js';
@@ -29,6 +36,8 @@ import { IdentityService } from './modules/identity/service.js';
 import { policyRoutes } from './modules/policy/routes.js';
 import { PolicyService } from './modules/policy/service.js';
 import { workspaceRoutes } from './modules/workspaces/routes.js';
+import { uploadRoutes } from './modules/uploads/routes.js';
+import { UploadService } from './modules/uploads/service.js';
 import { createPlatform, type Platform } from './platform/index.js';
 import { createMailer, type Mailer } from './platform/mail.js';
 import type { Logger } from './platform/log/logger.js';
@@ -49,6 +58,13 @@ declare module 'fastify' {
     notify: NotifyService;
     alerts: AlertService;
     detection: DetectionService;
+    incidents: IncidentService;
+    /** Evidence of incidents with its chain of custody (files stored through app.uploads). */
+    evidence: EvidenceService;
+    /** Files of workspaces (logos, attachments, evidence) with the storage quota; other modules store files through it. */
+    uploads: UploadService;
+    /** Backups of the whole platform and their restore (platform admins; the schedule runs in `start`). */
+    backups: BackupService;
     /** Every route registered, for tests that must cover all of them (tenant isolation, audit). */
     routeTable: Array<{ method: string; url: string; config: unknown }>;
   }
@@ -194,18 +210,27 @@ export async function buildApp(config: Config, options: BuildOptions): Promise<F
   await app.register(workspaceRoutes, { prefix: '/api/v1' });
   await app.register(policyRoutes, { prefix: '/api/v1' });
   await app.register(auditRoutes, { prefix: '/api/v1' });
+  await app.register(lifecycleRoutes, { prefix: '/api/v1' });
+  app.decorate('uploads', new UploadService(platform));
+  await app.register(uploadRoutes(app.uploads), { prefix: '/api/v1' });
   await app.register(notifyRoutes, { prefix: '/api/v1' });
   await app.register(httpSource(app.ingest), { prefix: '/api/v1' });
   await app.register(eventRoutes, { prefix: '/api/v1' });
   // A new alert queues its notifications in the same transaction (the outbox): none is lost or sent twice.
   app.decorate('alerts', new AlertService(platform, { onRaised: (tx, notice) => app.notify.enqueueForAlert(tx, notice).then(() => undefined) }));
   await app.register(alertRoutes, { prefix: '/api/v1' });
+  app.decorate('incidents', new IncidentService(platform, app.alerts));
+  await app.register(incidentRoutes, { prefix: '/api/v1' });
+  app.decorate('evidence', new EvidenceService(platform, app.incidents, app.uploads));
+  await app.register(evidenceRoutes, { prefix: '/api/v1' });
   // Committed events go on to detection, which raises alerts.
   app.decorate('detection', new DetectionService(platform, app.alerts));
   app.ingest.setConsumer(app.detection);
   // The platform's own security events are events of their workspaces too.
   const stopPlatformEvents = await startPlatformEventFeed(platform, app.ingest);
   await app.register(detectionRoutes, { prefix: '/api/v1' });
+  app.decorate('backups', new BackupService(platform, { alerts: app.alerts }));
+  await app.register(backupRoutes(app.backups), { prefix: '/api/v1' });
   await app.register(lokiSource(app.ingest));
   await app.register(elasticsearchSource(app.ingest));
   await app.register(objectRoutes(platform.objects));

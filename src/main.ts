@@ -16,6 +16,7 @@ import { IngestPipeline } from './modules/ingest/pipeline.js';
 import { NotifyService } from './modules/notify/service.js';
 import { ingestFile, type FileFormat } from './modules/ingest/sources/file.js';
 import { archivedWorkspaces, restoreArchive, runRetention } from './modules/events/retention.js';
+import { BackupService } from './modules/backup/service.js';
 import { createPlatform, type Platform } from './platform/index.js';
 import { createLogger } from './platform/log/logger.js';
 import { deriveKey } from './platform/index.js';
@@ -234,6 +235,52 @@ rules
       }
       console.log(`${totals.files} files: ${totals.created} rules created, ${totals.updated} updated, ${totals.unchanged} unchanged, ${totals.rejected} rejected`);
     });
+  });
+
+program
+  .command('backup')
+  .description('back up the database and stored files now, verify the backup by a trial restore, apply retention')
+  .action(async () => {
+    await withPlatform(async (platform) => {
+      const notify = new NotifyService(platform);
+      const alerts = new AlertService(platform, { onRaised: (tx, notice) => notify.enqueueForAlert(tx, notice).then(() => undefined) });
+      const result = await new BackupService(platform, { alerts }).run({ trigger: 'cli' });
+      const m = result.manifest;
+      console.log(`backup ${m.id}: ${Object.values(m.rowCounts).reduce((n, c) => n + c, 0)} rows, ${m.objects.count} objects (${m.objects.uploaded} new), ${m.parts.dump.size + m.parts.objects.size} bytes, schema ${m.schemaVersion}, key ${m.keyId}`);
+      const v = result.verification;
+      console.log(v.ok ? `verified: trial restore into ${v.scratch}, ${v.rows} rows, ${v.objectsChecked} objects` : `VERIFICATION FAILED: ${v.error?.code} ${v.error?.message}`);
+      if (result.retention.deleted.length > 0) console.log(`retention deleted: ${result.retention.deleted.join(', ')}`);
+      if (!v.ok) process.exitCode = 1;
+    });
+  });
+
+program
+  .command('restore [which]')
+  .description('restore a backup: `restore list`, `restore latest` or `restore <id>` (into an empty database unless --drop-existing)')
+  .option('--target-url <url>', 'PostgreSQL database to restore into (default: DATABASE_URL, or the embedded database in DATA_DIR)')
+  .option('--drop-existing', 'drop and recreate the target\'s schema when it is not empty')
+  .action(async (which: string | undefined, opts: { targetUrl?: string; dropExisting?: boolean }) => {
+    const { config } = configOrExit();
+    const logger = createLogger({ level: 'warn', env: config.env, destination: process.stderr });
+    const objects = createObjectStore({ env: config.env, dataDir: config.dataDir, publicUrl: config.publicUrl, signingKey: deriveKey(config, 'object-urls'), s3: config.s3 });
+    try {
+      const service = new BackupService({ config, logger, objects });
+      if (!which || which === 'list') {
+        const items = await service.list();
+        if (items.length === 0) console.log('no backups');
+        else printTable([['ID', 'CREATED', 'SIZE', 'VERIFIED', 'SCHEMA', 'DATABASE', 'KEY'], ...items.map((b) => [b.id, b.createdAt, String(b.sizeBytes), b.verified === null ? '-' : b.verified ? 'yes' : 'FAILED', b.schemaVersion, b.database, b.keyId])]);
+        return;
+      }
+      if (opts.targetUrl && !/^postgres(ql)?:\/\//.test(opts.targetUrl)) throw new Error('--target-url must be a postgres:// URL');
+      const result = await service.restore(which, { targetUrl: opts.targetUrl, dropExisting: opts.dropExisting, onProgress: (line) => console.log(line) });
+      console.log(`restored ${result.id} into ${result.target}: ${result.tables} tables, ${result.rows} rows, ${result.objects} objects`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      console.error(`restore failed${code?.startsWith('SIQ_') ? ` (${code})` : ''}: ${(err as Error).message}`);
+      process.exitCode = 1;
+    } finally {
+      await objects.close();
+    }
   });
 
 program

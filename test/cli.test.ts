@@ -51,7 +51,7 @@ function exited(child: ChildProcess): Promise<number | null> {
 
 describe('sentineliq CLI', () => {
   it('refuses to start in production with a weak JWT_SECRET and no ADMIN_EMAILS, naming both in one message', async () => {
-    const result = await run(['start'], { NODE_ENV: 'production', DATABASE_URL: 'postgres://127.0.0.1:1/x', JWT_SECRET: 'changeme', DATA_DIR: tempDir() });
+    const result = await run(['start'], { NODE_ENV: 'production', DATABASE_URL: 'postgres://127.0.0.1:1/x', JWT_SECRET: 'changeme', BACKUP_ENCRYPTION_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', DATA_DIR: tempDir() });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/Invalid configuration \(2 problems\)/);
     expect(result.stderr).toMatch(/JWT_SECRET/);

@@ -4,6 +4,8 @@ import type { Config } from '../config/load.js';
 import { recordStart } from '../platform/index.js';
 import { startConfiguredListeners } from '../modules/ingest/listeners.js';
 import { runRetention } from '../modules/events/retention.js';
+import { scheduleBackups } from '../modules/backup/service.js';
+import { startLifecycleJobs } from '../modules/lifecycle/service.js';
 import { startNotificationWorker } from '../modules/notify/service.js';
 import { schedule } from '../platform/jobs/scheduler.js';
 import { createLoggerFromConfig } from '../platform/log/logger.js';
@@ -24,6 +26,8 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
   const listeners = await startConfiguredListeners(config, app.ingest, logger);
   const retention = schedule(app.platform, 'event-retention', config.ingest.retentionIntervalMinutes * 60_000, () => runRetention(app.platform));
   const notifications = startNotificationWorker(app.platform, app.notify);
+  const backups = config.backup.schedule ? scheduleBackups(app.platform, app.backups, config.backup.schedule) : null;
+  const lifecycleJobs = startLifecycleJobs(app.platform);
   const scheme = config.security.tls ? 'https' : 'http';
   const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' || config.host === '::' ? 'localhost' : config.host;
   logger.info(
@@ -46,6 +50,8 @@ export async function startCommand(config: Config, warnings: string[]): Promise<
       // Listeners first: no new events, then the HTTP server drains and the queue is written.
       retention.stop();
       notifications.stop();
+      backups?.stop();
+      for (const job of lifecycleJobs) job.stop();
       await Promise.all(listeners.map((l) => l.close()));
       await app.close();
       logger.info({ component: 'server' }, 'stopped');

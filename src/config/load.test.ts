@@ -7,6 +7,9 @@ import { resolveSecrets } from './secrets.js';
 
 const strongSecret = 'q3V9x!Lr7#tP2mZ8wK4yB6nD1cF5hJ0s-extra';
 
+// BACKUP_ENCRYPTION_KEY is required in production too (32 bytes, hex here).
+const backupKey = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
+
 describe('loadConfig', () => {
   it('gives embedded defaults for an empty environment', () => {
     const { config, problems } = loadConfig({});
@@ -46,25 +49,26 @@ describe('loadConfig', () => {
   });
 
   it('in production, refuses a weak JWT_SECRET and missing ADMIN_EMAILS together', () => {
-    const { problems } = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/siq', JWT_SECRET: 'changeme' });
+    const { problems } = loadConfig({ NODE_ENV: 'production', BACKUP_ENCRYPTION_KEY: backupKey, DATABASE_URL: 'postgres://db/siq', JWT_SECRET: 'changeme' });
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(/ADMIN_EMAILS/);
     expect(problems[1]).toMatch(/JWT_SECRET/);
-    expect(() => loadConfigOrThrow({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/siq', JWT_SECRET: 'changeme' })).toThrow(ConfigError);
+    expect(() => loadConfigOrThrow({ NODE_ENV: 'production', BACKUP_ENCRYPTION_KEY: backupKey, DATABASE_URL: 'postgres://db/siq', JWT_SECRET: 'changeme' })).toThrow(ConfigError);
   });
 
   it('in production, requires DATABASE_URL and JWT_SECRET and refuses long placeholders', () => {
     const missing = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'a@example.com' }).problems;
     expect(missing.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
     expect(missing.some((p) => p.startsWith('JWT_SECRET'))).toBe(true);
-    const padded = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'a@example.com', DATABASE_URL: 'postgres://db/x', JWT_SECRET: 'changeme-changeme-changeme-changeme' }).problems;
+    expect(missing.some((p) => p.startsWith('BACKUP_ENCRYPTION_KEY'))).toBe(true);
+    const padded = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'a@example.com', BACKUP_ENCRYPTION_KEY: backupKey, DATABASE_URL: 'postgres://db/x', JWT_SECRET: 'changeme-changeme-changeme-changeme' }).problems;
     expect(padded).toEqual([expect.stringMatching(/placeholder/)]);
   });
 
   it('accepts a complete production configuration', () => {
-    const result = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'Lead@Example.com, bad-address', DATABASE_URL: 'postgres://db/x', JWT_SECRET: strongSecret });
+    const result = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'Lead@Example.com, bad-address', BACKUP_ENCRYPTION_KEY: backupKey, DATABASE_URL: 'postgres://db/x', JWT_SECRET: strongSecret });
     expect(result.problems).toEqual([expect.stringMatching(/ADMIN_EMAILS has invalid addresses: bad-address/)]);
-    const ok = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'Lead@Example.com', DATABASE_URL: 'postgres://db/x', JWT_SECRET: strongSecret, S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's', REDIS_URL: 'redis://r:6379' });
+    const ok = loadConfig({ NODE_ENV: 'production', ADMIN_EMAILS: 'Lead@Example.com', BACKUP_ENCRYPTION_KEY: backupKey, DATABASE_URL: 'postgres://db/x', JWT_SECRET: strongSecret, S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's', REDIS_URL: 'redis://r:6379' });
     expect(ok.problems).toEqual([]);
     expect(ok.warnings).toEqual([]);
     expect(ok.config.security.adminEmails).toEqual(['lead@example.com']);

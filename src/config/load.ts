@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import { Value } from 'typebox/value';
 import { settingsSchema, type Settings, type SettingName } from './schema.js';
 import { parseLimits } from '../http/rate-limit.js';
@@ -55,11 +56,37 @@ export interface Config {
     maxBytes: number;
     retentionIntervalMinutes: number;
   };
+  uploads: {
+    /** Default storage quota of a workspace in bytes. */
+    quotaBytes: number;
+    /** Largest file per upload purpose, in bytes. */
+    maxBytes: { logo: number; attachment: number; evidence: number };
+    signedUrlSeconds: number;
+  };
+  /** Archive-and-purge of append-only history (days; 0 keeps forever) and database maintenance. */
+  lifecycle: {
+    auditDays: number;
+    policyAuditDays: number;
+    securityEventsDays: number;
+    historyDays: number;
+    intervalMinutes: number;
+    maintenanceIntervalMinutes: number;
+  };
   detection: {
     /** A YAML file that adds to or replaces entries of the built-in logsource mapping. */
     logsourcesFile?: string;
     /** Committed events waiting for detection before ingestion pushes back. */
     backlogEvents: number;
+  };
+  backup: {
+    /** Cron expression in UTC, or null when the schedule is off. */
+    schedule: string | null;
+    /** Undefined only before `resolveSecrets` ran (development without BACKUP_ENCRYPTION_KEY). */
+    encryptionKey?: string;
+    keyId: string;
+    previousKeys: string;
+    retention: { kind: 'gfs'; daily: number; weekly: number; monthly: number } | { kind: 'days'; days: number };
+    localDir?: string;
   };
   log: {
     level: Settings['LOG_LEVEL'];
@@ -104,6 +131,21 @@ export function isPlaceholderSecret(value: string): boolean {
 }
 
 const EMAIL = /^[^\s@,;<>]+@[^\s@,;<>]+\.[^\s@,;<>]+$/;
+
+function isBackupKey(value: string): boolean {
+  const v = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(v)) return true;
+  return /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32;
+}
+
+function cronProblem(expression: string): string | null {
+  try {
+    CronExpressionParser.parse(expression, { tz: 'UTC' });
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -202,6 +244,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const validEmails = adminEmails.filter((e) => EMAIL.test(e)).map((e) => e.toLowerCase());
   if (validEmails.length === 0 && isProduction) problems.push('ADMIN_EMAILS must contain at least one valid email address in production (the first platform admins).');
 
+  const backupSchedule = s.BACKUP_SCHEDULE.trim().toLowerCase() === 'off' ? null : s.BACKUP_SCHEDULE.trim();
+  if (backupSchedule !== null) {
+    const problem = cronProblem(backupSchedule);
+    if (problem) problems.push(`BACKUP_SCHEDULE is not a valid cron expression (${problem}); e.g. \`0 2 * * *\` for 02:00 UTC daily, or \`off\`.`);
+  }
+  if (s.BACKUP_ENCRYPTION_KEY === undefined) {
+    if (isProduction) problems.push('BACKUP_ENCRYPTION_KEY is required in production: 32 random bytes, e.g. `openssl rand -base64 32`. Keep a copy outside the platform.');
+  } else if (!isBackupKey(s.BACKUP_ENCRYPTION_KEY)) {
+    problems.push('BACKUP_ENCRYPTION_KEY must be 32 bytes written as 64 hex characters or base64: generate one with `openssl rand -base64 32`.');
+  }
+  for (const entry of list(s.BACKUP_PREVIOUS_KEYS ?? '')) {
+    const at = entry.indexOf(':');
+    if (at <= 0 || !isBackupKey(entry.slice(at + 1))) problems.push(`BACKUP_PREVIOUS_KEYS has an entry that is not \`id:key\` with a 32-byte key (entry ${at > 0 ? `"${entry.slice(0, at)}"` : 'without an id'}).`);
+  }
+
   if (Boolean(s.TLS_CERT_FILE) !== Boolean(s.TLS_KEY_FILE)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together.');
   if (s.S3_ENDPOINT && (!s.S3_ACCESS_KEY || !s.S3_SECRET_KEY)) problems.push('S3_ENDPOINT is set but S3_ACCESS_KEY or S3_SECRET_KEY is missing.');
   if (isProduction && !s.S3_ENDPOINT) warnings.push('S3_ENDPOINT is not set: files are kept on this machine\'s disk under DATA_DIR.');
@@ -275,9 +332,32 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retentionIntervalMinutes: s.RETENTION_INTERVAL_MINUTES,
       jsonl: s.JSONL_WORKSPACE_ID ? { workspaceId: s.JSONL_WORKSPACE_ID, tcpPort: s.JSONL_TCP_PORT, udpPort: s.JSONL_UDP_PORT } : undefined,
     },
+    uploads: {
+      quotaBytes: s.WORKSPACE_STORAGE_QUOTA_BYTES,
+      maxBytes: { logo: s.UPLOAD_LOGO_MAX_BYTES, attachment: s.UPLOAD_ATTACHMENT_MAX_BYTES, evidence: s.UPLOAD_EVIDENCE_MAX_BYTES },
+      signedUrlSeconds: s.UPLOAD_SIGNED_URL_SECONDS,
+    },
+    lifecycle: {
+      auditDays: s.AUDIT_RETENTION_DAYS,
+      policyAuditDays: s.POLICY_AUDIT_RETENTION_DAYS,
+      securityEventsDays: s.SECURITY_EVENTS_RETENTION_DAYS,
+      historyDays: s.HISTORY_RETENTION_DAYS,
+      intervalMinutes: s.LIFECYCLE_INTERVAL_MINUTES,
+      maintenanceIntervalMinutes: s.MAINTENANCE_INTERVAL_MINUTES,
+    },
     detection: {
       logsourcesFile: s.DETECTION_LOGSOURCES_FILE,
       backlogEvents: s.DETECTION_BACKLOG_EVENTS,
+    },
+    backup: {
+      schedule: backupSchedule,
+      encryptionKey: s.BACKUP_ENCRYPTION_KEY,
+      keyId: s.BACKUP_ENCRYPTION_KEY_ID,
+      previousKeys: s.BACKUP_PREVIOUS_KEYS ?? '',
+      retention: s.BACKUP_RETENTION_DAYS !== undefined
+        ? { kind: 'days', days: s.BACKUP_RETENTION_DAYS }
+        : { kind: 'gfs', daily: s.BACKUP_KEEP_DAILY, weekly: s.BACKUP_KEEP_WEEKLY, monthly: s.BACKUP_KEEP_MONTHLY },
+      localDir: s.BACKUP_LOCAL_DIR,
     },
     log: {
       level: s.LOG_LEVEL,

@@ -101,6 +101,13 @@ export const settingsSchema = Type.Object({
   SMTP_FROM: Type.String({ default: 'SentinelIQ <no-reply@localhost>', group: 'Security', description: 'Sender address of the platform\'s emails.' }),
   TRUST_PROXY: Type.Boolean({ default: false, group: 'Security', description: 'Trust X-Forwarded-* headers (set when behind a load balancer).' }),
 
+  // --- uploads
+  WORKSPACE_STORAGE_QUOTA_BYTES: Type.Integer({ default: 10737418240, minimum: 0, group: 'Uploads', description: 'Storage quota of a workspace (uploads, logos, evidence) in bytes, unless an admin set one for it (default 10 GiB).' }),
+  UPLOAD_LOGO_MAX_BYTES: Type.Integer({ default: 5242880, minimum: 1024, group: 'Uploads', description: 'Largest workspace logo accepted, in bytes (413 SIQ_UPLOAD_TOO_LARGE above it).' }),
+  UPLOAD_ATTACHMENT_MAX_BYTES: Type.Integer({ default: 104857600, minimum: 1024, group: 'Uploads', description: 'Largest attachment accepted, in bytes.' }),
+  UPLOAD_EVIDENCE_MAX_BYTES: Type.Integer({ default: 5368709120, minimum: 1024, group: 'Uploads', description: 'Largest evidence file accepted, in bytes (default 5 GiB). Uploads stream, so this does not cost memory.' }),
+  UPLOAD_SIGNED_URL_SECONDS: Type.Integer({ default: 300, minimum: 10, maximum: 604800, group: 'Uploads', description: 'Lifetime of the signed download links the upload API hands out.' }),
+
   // --- ingestion
   INGEST_QUEUE_EVENTS: Type.Integer({
     default: 50000, minimum: 100, group: 'Ingestion',
@@ -124,6 +131,14 @@ export const settingsSchema = Type.Object({
   RETENTION_INTERVAL_MINUTES: Type.Integer({ default: 60, minimum: 1, group: 'Ingestion', description: 'How often retention and archiving run (one process at a time, across all processes).' }),
   INGEST_BATCH_EVENTS: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, group: 'Ingestion', description: 'Events written per COPY.' }),
 
+  // --- data lifecycle
+  AUDIT_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 0, maximum: 36500, group: 'Data lifecycle', description: 'Days audit log entries stay in the database; older ones are archived to the archives bucket (verified, with an anchor that keeps the hash chain verifiable), then removed. 0 keeps them forever.' }),
+  POLICY_AUDIT_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 0, maximum: 36500, group: 'Data lifecycle', description: 'Days policy decisions (policy_audit_logs) stay in the database before they are archived and removed. 0 keeps them forever.' }),
+  SECURITY_EVENTS_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 0, maximum: 36500, group: 'Data lifecycle', description: 'Days security events stay in the database before they are archived and removed. 0 keeps them forever.' }),
+  HISTORY_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 0, maximum: 36500, group: 'Data lifecycle', description: 'Days alert history and incident timeline entries stay once their alert or incident is closed (or gone); older ones are archived and removed. 0 keeps them forever.' }),
+  LIFECYCLE_INTERVAL_MINUTES: Type.Integer({ default: 1440, minimum: 1, maximum: 40320, group: 'Data lifecycle', description: 'How often the archive-and-purge job runs (one process at a time, across all processes).' }),
+  MAINTENANCE_INTERVAL_MINUTES: Type.Integer({ default: 1440, minimum: 1, maximum: 40320, group: 'Data lifecycle', description: 'How often database maintenance runs: VACUUM (ANALYZE) of tables with many dead rows on PostgreSQL, ANALYZE on the embedded database.' }),
+
   // --- detection
   DETECTION_LOGSOURCES_FILE: Type.Optional(Type.String({
     group: 'Detection',
@@ -133,6 +148,35 @@ export const settingsSchema = Type.Object({
     default: 100000, minimum: 1000, group: 'Detection',
     description: 'Stored events waiting for detection, at most. Beyond it ingestion pushes back (like a full ingest queue) until rules catch up.',
   }),
+
+  // --- backups
+  BACKUP_SCHEDULE: Type.String({
+    default: '0 2 * * *', group: 'Backups',
+    description: 'When the scheduled backup runs: a cron expression (5 fields, or 6 with seconds), in UTC. `off` disables the schedule (the CLI and admin API still work).',
+  }),
+  BACKUP_ENCRYPTION_KEY: Type.Optional(Type.String({
+    group: 'Backups', ...secret,
+    description: 'AES-256-GCM key of backups: 32 random bytes as 64 hex characters or base64 (`openssl rand -base64 32`). Required in production; in development one is generated once and kept in DATA_DIR. Keep a copy outside the platform: without it no backup can be restored.',
+  })),
+  BACKUP_ENCRYPTION_KEY_ID: Type.String({
+    default: 'primary', pattern: '^[A-Za-z0-9._-]{1,64}$', group: 'Backups',
+    description: 'Name of BACKUP_ENCRYPTION_KEY, recorded in every backup. Give a new key a new id when rotating.',
+  }),
+  BACKUP_PREVIOUS_KEYS: Type.Optional(Type.String({
+    group: 'Backups', ...secret,
+    description: 'Earlier backup keys that retained backups still need, as `id:key` pairs separated by commas (see docs/operations.md, key rotation).',
+  })),
+  BACKUP_RETENTION_DAYS: Type.Optional(Type.Integer({
+    minimum: 1, maximum: 3650, group: 'Backups',
+    description: 'Keep every verified backup younger than this many days. Set: replaces the grandfather-father-son policy (BACKUP_KEEP_*).',
+  })),
+  BACKUP_KEEP_DAILY: Type.Integer({ default: 7, minimum: 0, maximum: 3650, group: 'Backups', description: 'Grandfather-father-son: the newest verified backup of each of this many most recent days is kept.' }),
+  BACKUP_KEEP_WEEKLY: Type.Integer({ default: 4, minimum: 0, maximum: 520, group: 'Backups', description: 'Grandfather-father-son: the newest verified backup of each of this many most recent ISO weeks is kept.' }),
+  BACKUP_KEEP_MONTHLY: Type.Integer({ default: 3, minimum: 0, maximum: 240, group: 'Backups', description: 'Grandfather-father-son: the newest verified backup of each of this many most recent months is kept.' }),
+  BACKUP_LOCAL_DIR: Type.Optional(Type.String({
+    group: 'Backups',
+    description: 'Also copy every backup (same layout as the backups bucket) into this directory, e.g. a mounted volume of another machine.',
+  })),
 
   // --- logging
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { Platform } from '../platform/index.js';
+import { backupHealth, type BackupHealth } from '../modules/backup/service.js';
+import { readInstance, type Platform } from '../platform/index.js';
 
 export interface DependencyHealth {
   status: 'up' | 'down';
@@ -17,6 +18,29 @@ export interface HealthReport {
   uptime: number;
   responseTime: number;
   dependencies: { database: DependencyHealth; cache: DependencyHealth; objectStore: DependencyHealth };
+  /** Backups: `fail` (the newest failed verification, or none verified within twice the schedule) makes /health 503; readiness ignores it. */
+  backups: BackupHealth;
+}
+
+const processStarted = new Date();
+
+async function checkBackups(platform: Platform): Promise<BackupHealth> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      (async () => {
+        const instance = await readInstance(platform.db).catch(() => null);
+        return backupHealth(platform.objects, platform.config, instance?.createdAt ?? processStarted);
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+  } catch (err) {
+    return { status: 'unknown', detail: `backups could not be checked: ${(err as Error).message}` };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -43,22 +67,24 @@ async function check(kind: string, probe: () => Promise<void>): Promise<Dependen
 /** Checks every dependency in parallel, each bounded by a timeout, and records the result in /metrics. */
 export async function checkHealth(platform: Platform): Promise<HealthReport> {
   const started = performance.now();
-  const [database, cache, objectStore] = await Promise.all([
+  const [database, cache, objectStore, backups] = await Promise.all([
     check(platform.db.kind, () => platform.db.ping()),
     check(platform.cache.kind, () => platform.cache.ping()),
     check(platform.objects.kind, () => platform.objects.ping()),
+    checkBackups(platform),
   ]);
   const dependencies = { database, cache, objectStore };
   for (const [name, dep] of Object.entries(dependencies)) platform.metrics.dependencyUp.set({ dependency: name }, dep.status === 'up' ? 1 : 0);
   const allUp = database.status === 'up' && cache.status === 'up' && objectStore.status === 'up';
   return {
-    status: allUp ? 'ok' : 'error',
+    status: allUp && backups.status !== 'fail' ? 'ok' : 'error',
     timestamp: new Date().toISOString(),
     service: 'sentineliq',
     version: platform.config.version,
     uptime: Math.round(process.uptime()),
     responseTime: Math.round(performance.now() - started),
     dependencies,
+    backups,
   };
 }
 

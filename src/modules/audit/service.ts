@@ -45,7 +45,10 @@ interface Row {
   hash: string;
 }
 
-function fromRow(r: Row): AuditEntry {
+/** A row of audit_logs as the database returns it. */
+export type AuditRow = Row;
+
+export function fromRow(r: Row): AuditEntry {
   return {
     id: r.id,
     workspaceId: r.workspace_id,
@@ -159,23 +162,46 @@ export interface VerifyResult {
   checked: number;
   /** The first entry that does not verify, and why. */
   firstBroken?: { seq: number; id: number | null; reason: string };
+  /** Entries up to this seq were archived by the data lifecycle job; checking starts after its anchor. */
+  archivedThroughSeq?: number;
 }
 
-/** Recomputes a workspace's chain from the first entry and names the first broken link. */
+/** The archived segments of a chain (audit_chain_anchors, written by the data lifecycle job), oldest first. */
+export async function chainAnchors(db: Queryable, workspaceId: string): Promise<Array<{ firstSeq: number; throughSeq: number; firstPrevHash: string; lastHash: string }>> {
+  const { rows } = await db.query<{ first_seq: number; archived_through_seq: number; first_prev_hash: string; last_hash: string }>(
+    'SELECT first_seq, archived_through_seq, first_prev_hash, last_hash FROM audit_chain_anchors WHERE workspace_id = $1 ORDER BY archived_through_seq',
+    [workspaceId],
+  );
+  return rows.map((r) => ({ firstSeq: r.first_seq, throughSeq: r.archived_through_seq, firstPrevHash: r.first_prev_hash, lastHash: r.last_hash }));
+}
+
+/**
+ * Recomputes a workspace's chain and names the first broken link. When older entries were
+ * archived, the archived segments' anchors must link to each other from the genesis hash, and
+ * the remaining entries are checked from the newest anchor's hash instead of the genesis hash.
+ */
 export async function verifyChain(db: Queryable, workspaceId: string): Promise<VerifyResult> {
   let prevHash = GENESIS_HASH;
   let expectedSeq = 1;
   let checked = 0;
+  for (const anchor of await chainAnchors(db, workspaceId)) {
+    if (anchor.firstSeq !== expectedSeq || anchor.firstPrevHash !== prevHash) return { ok: false, workspaceId, checked, firstBroken: { seq: anchor.firstSeq, id: null, reason: 'the archived segments\' anchors do not link' } };
+    prevHash = anchor.lastHash;
+    expectedSeq = anchor.throughSeq + 1;
+  }
+  const archived = expectedSeq > 1 ? { archivedThroughSeq: expectedSeq - 1 } : {};
   for await (const entry of iterateAudit(db, { workspaceId })) {
-    if (entry.seq !== expectedSeq) return { ok: false, workspaceId, checked, firstBroken: { seq: expectedSeq, id: null, reason: `entry ${expectedSeq} is missing (next present is ${entry.seq})` } };
-    if (entry.prevHash !== prevHash) return { ok: false, workspaceId, checked, firstBroken: { seq: entry.seq, id: entry.id, reason: 'prev_hash does not match the hash of the entry before' } };
+    if (entry.seq !== expectedSeq) return { ok: false, workspaceId, checked, ...archived, firstBroken: { seq: expectedSeq, id: null, reason: `entry ${expectedSeq} is missing (next present is ${entry.seq})` } };
+    if (entry.prevHash !== prevHash) return { ok: false, workspaceId, checked, ...archived, firstBroken: { seq: entry.seq, id: entry.id, reason: 'prev_hash does not match the hash of the entry before' } };
     const { id: _id, prevHash: _p, hash, ...fields } = entry;
-    if (entryHash(prevHash, fields) !== hash) return { ok: false, workspaceId, checked, firstBroken: { seq: entry.seq, id: entry.id, reason: 'content does not match its hash (the entry was altered)' } };
+    if (entryHash(prevHash, fields) !== hash) return { ok: false, workspaceId, checked, ...archived, firstBroken: { seq: entry.seq, id: entry.id, reason: 'content does not match its hash (the entry was altered)' } };
     prevHash = hash;
     expectedSeq++;
     checked++;
   }
-  return { ok: true, workspaceId, checked };
+  // The lifecycle job never archives a chain's newest entry: an archived chain with nothing left was cut.
+  if (archived.archivedThroughSeq && checked === 0) return { ok: false, workspaceId, checked, ...archived, firstBroken: { seq: expectedSeq, id: null, reason: `entry ${expectedSeq} is missing (nothing is left after the archived entries)` } };
+  return { ok: true, workspaceId, checked, ...archived };
 }
 
 /** Every chain in the database (the CLI verifies them all). */

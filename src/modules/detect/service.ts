@@ -212,7 +212,7 @@ export class DetectionService {
       if (filters.q) where.push(`title ILIKE $${params.push(`%${filters.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)}`);
       const limit = Math.min(Math.max(filters.limit ?? 100, 1), 1000);
       const total = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM detection_rules WHERE ${where.join(' AND ')}`, params);
-      const { rows } = await tx.query<RuleRow>(`SELECT * FROM detection_rules WHERE ${where.join(' AND ')} ORDER BY title, id LIMIT ${limit} OFFSET $${params.push(Math.max(filters.offset ?? 0, 0))}`, params);
+      const { rows } = await tx.query<RuleRow>(`SELECT * FROM detection_rules WHERE ${where.join(' AND ')} ORDER BY title, id LIMIT $${params.push(limit)} OFFSET $${params.push(Math.max(filters.offset ?? 0, 0))}`, params);
       return { total: Number(total.rows[0]!.n), rules: rows.map((r) => publicRule(r)) };
     });
   }

@@ -38,6 +38,11 @@ export class PgliteDatabase implements Database {
     return new PgliteDatabase(db);
   }
 
+  /** The PGlite instance itself, for tools that need it (pg_dump of backups, COPY from a blob). */
+  get pglite(): PGlite {
+    return this.db;
+  }
+
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
     return this.direct.query<R>(sql, params);
   }
