@@ -339,6 +339,51 @@ describe.runIf(Boolean(testDatabaseUrl && testRedisUrl))('scheduled backups acro
   }, 60_000);
 });
 
+describe('the backup job in the admin jobs API', () => {
+  it('is listed with its cron schedule, runs on request with verification, and records the run', async () => {
+    const t = await buildTestApp({ BACKUP_ENCRYPTION_KEY: KEY });
+    const job = scheduleBackups(t.app.platform, t.app.backups, '0 2 * * *');
+    try {
+      const admin = await buildUser(t.app);
+      await t.app.platform.db.query('UPDATE users SET is_platform_admin = true WHERE id = $1', [admin.id]);
+      const listed = await t.app.inject({ method: 'GET', url: '/api/v1/admin/jobs', headers: admin.headers });
+      expect((listed.json().jobs as Array<{ name: string }>).find((j) => j.name === 'backup')).toMatchObject({ cron: '0 2 * * *', intervalMs: null, lastRun: null });
+
+      const ran = await t.app.inject({ method: 'POST', url: '/api/v1/admin/jobs/backup/run', headers: admin.headers });
+      expect(ran.statusCode, ran.body).toBe(200);
+      const run = ran.json().run;
+      expect(run).toMatchObject({ job: 'backup', ok: true, result: { id: expect.any(String), verified: true } });
+      const backups = await t.app.backups.list();
+      expect(backups.map((b) => b.id)).toEqual([run.result.id]);
+      expect(backups[0]!.trigger).toBe('manual');
+
+      const history = await t.app.inject({ method: 'GET', url: '/api/v1/admin/jobs/backup/runs', headers: admin.headers });
+      expect(history.json().runs).toHaveLength(1);
+      expect(history.json().runs[0]).toMatchObject({ job: 'backup', ok: true, result: { id: run.result.id } });
+      expect(await job.lastRun()).toMatchObject({ job: 'backup', ok: true });
+
+      // A backup running elsewhere (its lock) makes the job answer 409, and a schedule slot that
+      // falls inside it is skipped rather than queued.
+      const lock = await t.app.platform.cache.acquireLock('backup:run', 60_000);
+      try {
+        const busy = await t.app.inject({ method: 'POST', url: '/api/v1/admin/jobs/backup/run', headers: admin.headers });
+        expect(busy.json().error.code).toBe('SIQ_JOB_RUNNING');
+        expect(await job.runSlot(new Date(Date.UTC(2026, 11, 1, 2)))).toBeNull();
+      } finally {
+        await lock!.release();
+      }
+      expect(await t.app.backups.list()).toHaveLength(1);
+
+      job.stop();
+      const afterStop = await t.app.inject({ method: 'GET', url: '/api/v1/admin/jobs', headers: admin.headers });
+      expect((afterStop.json().jobs as Array<{ name: string }>).map((j) => j.name)).not.toContain('backup');
+    } finally {
+      job.stop();
+      await t.close();
+    }
+  }, 60_000);
+});
+
 describe('backups on S3 (s3rver)', () => {
   it('copies objects into the backups bucket by content hash, incrementally, and restores them', async () => {
     const s3 = await startS3Server();

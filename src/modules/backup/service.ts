@@ -13,7 +13,9 @@ import type { Cache } from '../../platform/cache/types.js';
 import { loadMigrations, migrate } from '../../platform/db/migrate.js';
 import { PgliteDatabase } from '../../platform/db/pglite.js';
 import { PostgresDatabase } from '../../platform/db/postgres.js';
-import type { Database } from '../../platform/db/types.js';
+import type { Database, Queryable } from '../../platform/db/types.js';
+import { persistRun, registerJob, unregisterJob } from '../../platform/jobs/registry.js';
+import type { JobRun, ScheduledJob } from '../../platform/jobs/scheduler.js';
 import type { Logger } from '../../platform/log/logger.js';
 import type { BucketKind, ObjectStore } from '../../platform/objects/types.js';
 import type { AlertService } from '../alerts/service.js';
@@ -211,20 +213,33 @@ export class BackupService {
    * alert; retention then deletes nothing older.
    */
   async run(options: { trigger?: BackupManifest['trigger']; slot?: Date } = {}): Promise<BackupRunResult> {
+    const started = await this.start(options);
+    if (!started) throw new SiqError('SIQ_BACKUP_RUNNING');
+    return started.done;
+  }
+
+  /**
+   * Takes the run lock and starts a run (backup, verification, retention) without waiting for it;
+   * null while another run, in this or another process, holds the lock.
+   */
+  async start(options: { trigger?: BackupManifest['trigger']; slot?: Date } = {}): Promise<{ done: Promise<BackupRunResult> } | null> {
     const cache = this.deps.cache;
     const lock = cache ? await cache.acquireLock(RUN_LOCK, RUN_LOCK_MS) : null;
-    if (cache && !lock) throw new SiqError('SIQ_BACKUP_RUNNING');
+    if (cache && !lock) return null;
     const keepAlive = lock ? setInterval(() => void lock.extend(RUN_LOCK_MS), RUN_LOCK_MS / 3) : undefined;
     keepAlive?.unref();
-    try {
-      const { manifest, uploaded } = await this.create(options);
-      const verification = await this.verify(manifest.id, { objects: uploaded });
-      const retention = verification.ok ? await this.applyRetention() : { kept: [], deleted: [], objectsDeleted: 0 };
-      return { manifest, verification, retention };
-    } finally {
-      clearInterval(keepAlive);
-      await lock?.release();
-    }
+    const done = (async () => {
+      try {
+        const { manifest, uploaded } = await this.create(options);
+        const verification = await this.verify(manifest.id, { objects: uploaded });
+        const retention = verification.ok ? await this.applyRetention() : { kept: [], deleted: [], objectsDeleted: 0 };
+        return { manifest, verification, retention };
+      } finally {
+        clearInterval(keepAlive);
+        await lock?.release();
+      }
+    })();
+    return { done };
   }
 
   /** Writes one backup (no verification). Returns its manifest and the content hashes uploaded by this run. */
@@ -756,38 +771,64 @@ export async function backupHealth(objects: ObjectStore, config: Config, install
   return { status: 'fail', latest, lastVerified, detail: lastVerified ? `no verified backup within twice the schedule's interval (last ${lastVerified})` : 'no backup has been verified' };
 }
 
-export interface BackupSchedule {
+/** The backup job: the admin jobs API's handle (run now, last run) plus the cron schedule's slots. */
+export interface BackupSchedule extends ScheduledJob {
   /** Runs the backup for one schedule slot, unless another process already claimed that slot. */
   runSlot(slot: Date): Promise<BackupRunResult | null>;
   nextRun(): Date | null;
-  stop(): void;
 }
+
+export const BACKUP_JOB = 'backup';
 
 /**
  * Runs the backup at each time of a cron expression (UTC). Every process sharing the cache arms
  * the same timer, and each slot is claimed once (`setIfAbsent` on the slot's key), so two
- * processes — or a restart inside the slot — never back up twice for one slot. The last run is
- * recorded like the interval jobs' (`job:last:backup`).
+ * processes — or a restart inside the slot — never back up twice for one slot. The job is listed
+ * in the job registry as `backup` (GET /api/v1/admin/jobs), where an admin can also run it now;
+ * every run is recorded like the interval jobs' (the cache's `job:last:backup` and `job_runs`).
  */
-export function scheduleBackups(deps: { cache: Cache; logger: Logger }, service: BackupService, expression: string): BackupSchedule {
-  const log = deps.logger.child({ component: 'jobs', job: 'backup' });
+export function scheduleBackups(deps: { cache: Cache; logger: Logger; db?: Queryable }, service: BackupService, expression: string): BackupSchedule {
+  const log = deps.logger.child({ component: 'jobs', job: BACKUP_JOB });
   let timer: NodeJS.Timeout | undefined;
   let next: Date | null = null;
   let stopped = false;
 
+  const record = async (run: JobRun): Promise<JobRun> => {
+    await deps.cache.set(`job:last:${BACKUP_JOB}`, JSON.stringify(run));
+    if (deps.db) await persistRun(deps.db, run).catch((err: unknown) => log.warn({ err }, 'the backup run could not be recorded in job_runs'));
+    return run;
+  };
+  /** Waits for a started run and records it; rethrows a failure after recording it. */
+  const finish = async (done: Promise<BackupRunResult>): Promise<{ run: JobRun; result?: BackupRunResult; error?: unknown }> => {
+    const started = Date.now();
+    const startedAt = new Date(started).toISOString();
+    try {
+      const result = await done;
+      const run = await record({ job: BACKUP_JOB, startedAt, durationMs: Date.now() - started, ok: result.verification.ok, result: { id: result.manifest.id, verified: result.verification.ok, deleted: result.retention.deleted.length }, ...(result.verification.ok ? {} : { error: 'the backup failed verification' }) });
+      return { run, result };
+    } catch (error) {
+      log.error({ err: error }, 'backup failed');
+      return { run: await record({ job: BACKUP_JOB, startedAt, durationMs: Date.now() - started, ok: false, error: (error as Error).message }), error };
+    }
+  };
+
   const runSlot = async (slot: Date): Promise<BackupRunResult | null> => {
     const claimed = await deps.cache.setIfAbsent(`backup:slot:${slot.toISOString()}`, String(process.pid), { ttlMs: 7 * 86_400_000 });
     if (!claimed) return null;
-    const started = Date.now();
-    try {
-      const result = await service.run({ trigger: 'schedule', slot });
-      await deps.cache.set('job:last:backup', JSON.stringify({ job: 'backup', startedAt: new Date(started).toISOString(), durationMs: Date.now() - started, ok: result.verification.ok, result: { id: result.manifest.id, verified: result.verification.ok, deleted: result.retention.deleted.length } }));
-      return result;
-    } catch (err) {
-      log.error({ err }, 'scheduled backup failed');
-      await deps.cache.set('job:last:backup', JSON.stringify({ job: 'backup', startedAt: new Date(started).toISOString(), durationMs: Date.now() - started, ok: false, error: (err as Error).message }));
-      throw err;
+    const started = await service.start({ trigger: 'schedule', slot });
+    // A run started by hand holds the lock right now: this slot is covered by it.
+    if (!started) {
+      log.info({ slot: slot.toISOString() }, 'a backup is already running; the scheduled one is skipped');
+      return null;
     }
+    const { result, error } = await finish(started.done);
+    if (!result) throw error;
+    return result;
+  };
+
+  const trigger = async (): Promise<{ done: Promise<JobRun> } | null> => {
+    const started = await service.start({ trigger: 'manual' });
+    return started ? { done: finish(started.done).then((f) => f.run) } : null;
   };
 
   const arm = () => {
@@ -803,12 +844,24 @@ export function scheduleBackups(deps: { cache: Cache; logger: Logger }, service:
     timer.unref();
   };
   arm();
-  return {
+  const handle: BackupSchedule = {
     runSlot,
     nextRun: () => next,
+    trigger,
+    async runNow() {
+      const started = await trigger();
+      return started ? started.done : null;
+    },
+    async lastRun() {
+      const raw = await deps.cache.get(`job:last:${BACKUP_JOB}`);
+      return raw ? (JSON.parse(raw) as JobRun) : null;
+    },
     stop: () => {
       stopped = true;
       clearTimeout(timer);
+      unregisterJob(deps.cache, BACKUP_JOB, handle);
     },
   };
+  registerJob(deps.cache, { name: BACKUP_JOB, intervalMs: null, cron: expression, description: 'Backs up the database and object storage (encrypted), verifies the backup by a trial restore, then applies retention.', handle });
+  return handle;
 }
