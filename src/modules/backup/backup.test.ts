@@ -1,12 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, buildUser, buildWorkspace, type TestApp, type TestUser } from '../../../test/helpers/app.js';
+import { buildTestApp, buildUser, type TestApp, type TestUser } from '../../../test/helpers/app.js';
+import { counts, fileHashes, populate, readAll } from '../../../test/helpers/backup-fixtures.js';
 import { createTestDatabase } from '../../../test/helpers/postgres.js';
 import { startS3Server } from '../../../test/helpers/s3.js';
 import { testDatabaseUrl, testRedisUrl, uniqueName } from '../../../test/helpers/services.js';
@@ -23,18 +24,11 @@ import { backupHealth, BackupService, scheduleBackups } from './service.js';
 const KEY = randomBytes(32).toString('base64');
 const OTHER_KEY = randomBytes(32).toString('hex');
 const silent = pino({ level: 'silent' });
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 const implementations = [
   { name: 'pglite', enabled: true, postgres: false },
   { name: 'postgres', enabled: Boolean(testDatabaseUrl), postgres: true },
 ];
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 function configFor(settings: Record<string, string>): Config {
   const { config, problems } = loadConfig({ JWT_SECRET: 'test-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0', BACKUP_ENCRYPTION_KEY: KEY, ...settings });
@@ -44,48 +38,6 @@ function configFor(settings: Record<string, string>): Config {
 
 function storeFor(config: Config): ObjectStore {
   return createObjectStore({ env: config.env, dataDir: config.dataDir, publicUrl: config.publicUrl, signingKey: deriveKey(config, 'object-urls'), s3: config.s3 });
-}
-
-/** SHA-256 of every object in the files bucket, by key. */
-async function fileHashes(objects: ObjectStore): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for await (const info of objects.list('files')) out[info.key] = sha256(await readAll((await objects.get('files', info.key)).body));
-  return out;
-}
-
-const TABLES = ['users', 'workspaces', 'workspace_members', 'events', 'alerts', 'alert_history', 'incidents', 'evidence', 'uploads', 'audit_logs', 'schema_migrations'];
-
-async function counts(app: TestApp['app']): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const table of TABLES) out[table] = (await app.platform.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n;
-  return out;
-}
-
-function multipart(file: { name: string; data: Buffer }, fields: Record<string, string>): { payload: Buffer; headers: Record<string, string> } {
-  const boundary = `----siq${randomBytes(8).toString('hex')}`;
-  const parts: Buffer[] = [];
-  for (const [name, value] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
-  parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`), file.data, Buffer.from(`\r\n--${boundary}--\r\n`));
-  return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
-}
-
-/** Users, events, an alert, an incident with evidence — through the platform's own services and routes. */
-async function populate(t: TestApp): Promise<{ admin: TestUser; analyst: TestUser; ws: { id: string } }> {
-  const admin = await buildUser(t.app);
-  await t.app.platform.db.query('UPDATE users SET is_platform_admin = true WHERE id = $1', [admin.id]);
-  const analyst = await buildUser(t.app);
-  const ws = await buildWorkspace(t.app, admin, 'Backup SOC');
-  const now = new Date().toISOString();
-  const results = await t.app.ingest.ingest(ws.id, 'test', Array.from({ length: 25 }, (_, i) => ({ value: { '@timestamp': now, message: `sign-in failed for user${i}; quote ' and tab\t`, 'host.name': 'ws-01' } })));
-  expect(results.every((r) => r.status === 'stored')).toBe(true);
-  await t.app.alerts.raise({ workspaceId: ws.id, ruleId: 'test:brute-force', ruleTitle: 'Brute force', ruleKind: 'threshold', severity: 'high', groupKey: 'ws-01', events: [], at: new Date() });
-  const incident = await t.app.inject({ method: 'POST', url: `/api/v1/workspaces/${ws.id}/incidents`, headers: admin.headers, payload: { title: 'Ransomware on WS-01', severity: 'critical' } });
-  expect(incident.statusCode).toBe(201);
-  const body = multipart({ name: 'memory.dmp', data: randomBytes(200_000) }, { description: 'RAM capture' });
-  const evidence = await t.app.inject({ method: 'POST', url: `/api/v1/workspaces/${ws.id}/incidents/${incident.json().id}/evidence`, headers: { ...admin.headers, ...body.headers }, payload: body.payload });
-  expect(evidence.statusCode).toBe(201);
-  await t.app.platform.objects.put('archives', 'events/test/2026-01-01.ndjson.gz', randomBytes(5000));
-  return { admin, analyst, ws };
 }
 
 describe('backup encryption', () => {
@@ -339,6 +291,26 @@ describe.runIf(Boolean(testDatabaseUrl && testRedisUrl))('scheduled backups acro
   }, 60_000);
 });
 
+describe('restore and schema versions', () => {
+  it('refuses a backup from a newer schema version before touching the target', async () => {
+    const t = await buildTestApp({ BACKUP_ENCRYPTION_KEY: KEY });
+    const target = mkdtempSync(join(tmpdir(), 'siq-backup-newer-'));
+    try {
+      // A backup taken by a release with one more migration than this code has.
+      await t.app.platform.db.query("INSERT INTO schema_migrations (name, checksum, duration_ms) VALUES ('9999_from_a_newer_release', 'x', 0)");
+      const { manifest } = await t.app.backups.create({ trigger: 'cli' });
+      expect(manifest.schemaVersion).toBe('9999_from_a_newer_release');
+      const service = new BackupService({ config: configFor({ DATA_DIR: target }), logger: silent, objects: t.app.platform.objects });
+      await expect(service.restore(manifest.id)).rejects.toMatchObject({ code: 'SIQ_BACKUP_SCHEMA_NEWER', details: { backup: '9999_from_a_newer_release' } });
+      // Nothing was touched: the embedded target database was never even created.
+      expect(existsSync(join(target, 'pglite'))).toBe(false);
+    } finally {
+      await t.close();
+      rmSync(target, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe('the backup job in the admin jobs API', () => {
   it('is listed with its cron schedule, runs on request with verification, and records the run', async () => {
     const t = await buildTestApp({ BACKUP_ENCRYPTION_KEY: KEY });
@@ -420,5 +392,5 @@ describe('backups on S3 (s3rver)', () => {
       await t.close();
       await s3.stop();
     }
-  }, 60_000);
+  }, 180_000);
 });
