@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SiqError } from '../../errors.js';
 import { isUuid } from '../../http/auth.js';
+import { decodeCursor, encodeCursor, escapeLike } from '../../platform/db/keyset.js';
 import { withWorkspace } from '../../platform/db/tenant.js';
 import type { Queryable } from '../../platform/db/types.js';
 import type { Platform } from '../../platform/index.js';
@@ -233,20 +234,6 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const later = (a: Date, b: Date) => (a.getTime() >= b.getTime() ? a : b);
 const earlier = (a: Date, b: Date) => (a.getTime() <= b.getTime() ? a : b);
 
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-function encodeCursor(lastSeen: string, id: string): string {
-  return Buffer.from(`${lastSeen}|${id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { lastSeen: string; id: string } {
-  const [lastSeen, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!lastSeen || !isUuid(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(lastSeen)) throw new SiqError('SIQ_VALIDATION', 'The cursor is invalid: pass nextCursor from the previous page unchanged.');
-  return { lastSeen, id };
-}
-
 /**
  * Alerts: raised from detections, aggregated per rule and group key, worked through the
  * lifecycle in TRANSITIONS, assigned, commented, with an append-only history.
@@ -364,7 +351,7 @@ export class AlertService {
     if (filters.q) add((n) => `(title ILIKE ${n} OR rule_title ILIKE ${n} OR group_key ILIKE ${n})`, `%${escapeLike(filters.q)}%`);
     if (filters.cursor) {
       const c = decodeCursor(filters.cursor);
-      params.push(c.lastSeen, c.id);
+      params.push(c.time, c.id);
       where.push(`(last_seen, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     const limit = Math.min(Math.max(filters.limit ?? 50, 1), 500);

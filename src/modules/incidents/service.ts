@@ -1,5 +1,6 @@
 import { SiqError } from '../../errors.js';
 import { isUuid } from '../../http/auth.js';
+import { decodeCursor, encodeCursor, escapeLike } from '../../platform/db/keyset.js';
 import { withWorkspace } from '../../platform/db/tenant.js';
 import type { Queryable } from '../../platform/db/types.js';
 import type { Platform } from '../../platform/index.js';
@@ -229,20 +230,6 @@ function cleanText(value: string | undefined, name: string, min: number, max: nu
   return text;
 }
 
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(`${createdAt}|${id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!createdAt || !isUuid(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(createdAt)) throw new SiqError('SIQ_VALIDATION', 'The cursor is invalid: pass nextCursor from the previous page unchanged.');
-  return { createdAt, id };
-}
-
 /**
  * Incidents: created from alerts or by hand, worked through INCIDENT_TRANSITIONS, with linked
  * alerts, observables (extracted from the linked alerts' events and added by hand, searchable
@@ -294,7 +281,7 @@ export class IncidentService {
     if (filters.q) add((n) => `(title ILIKE ${n} OR description ILIKE ${n})`, `%${escapeLike(filters.q)}%`);
     if (filters.cursor) {
       const c = decodeCursor(filters.cursor);
-      params.push(c.createdAt, c.id);
+      params.push(c.time, c.id);
       where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     const limit = Math.min(Math.max(filters.limit ?? 50, 1), 500);
