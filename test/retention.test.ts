@@ -115,5 +115,5 @@ describe('disk budget', () => {
     } finally {
       await small.close();
     }
-  });
+  }, 120_000);
 });

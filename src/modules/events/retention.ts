@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
 import { SiqError } from '../../errors.js';
 import type { Platform } from '../../platform/index.js';
+import { getJson, putGzipLines, readGzipLines } from '../../platform/objects/gzip-lines.js';
 import { dayStart, PartitionManager } from './partitions.js';
 
 const DAY_MS = 86_400_000;
@@ -28,12 +26,6 @@ function dayBounds(day: string): [Date, Date] {
   return [start, new Date(start.getTime() + DAY_MS)];
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /**
  * Writes one workspace's events of one day to the archives bucket as gzip-compressed NDJSON,
  * then its manifest (count, size, SHA-256 of the object). Rows are read in keyset batches and
@@ -43,50 +35,36 @@ export async function archiveDay(platform: Platform, workspaceId: string, day: s
   const [from, to] = dayBounds(day);
   const { db, objects } = platform;
   let count = 0;
-  const rows = Readable.from(
-    (async function* () {
-      let after: [Date, string] | null = null;
-      for (;;) {
-        const params: unknown[] = [workspaceId, from, to];
-        let cursor = '';
-        if (after) {
-          params.push(after[0], after[1]);
-          cursor = ' AND (ts, id) > ($4, $5)';
-        }
-        const { rows: batch } = await db.query<Record<string, unknown> & { ts: Date; id: string }>(
-          `SELECT ${COLUMNS.join(', ')} FROM events WHERE workspace_id = $1 AND ts >= $2 AND ts < $3${cursor} ORDER BY ts, id LIMIT 5000`,
-          params,
-        );
-        for (const row of batch) {
-          count++;
-          yield `${JSON.stringify(row)}\n`;
-        }
-        if (batch.length < 5000) return;
-        after = [batch.at(-1)!.ts, batch.at(-1)!.id];
+  const rows = (async function* () {
+    let after: [Date, string] | null = null;
+    for (;;) {
+      const params: unknown[] = [workspaceId, from, to];
+      let cursor = '';
+      if (after) {
+        params.push(after[0], after[1]);
+        cursor = ' AND (ts, id) > ($4, $5)';
       }
-    })(),
-  );
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  const body = new PassThrough();
-  const upload = objects.put('archives', archiveKey(workspaceId, day), body, { contentType: 'application/gzip' });
-  await pipeline(rows, createGzip(), tap, body);
-  await upload;
-  const manifest: ArchiveManifest = { format: 'siq-events-ndjson-gzip/1', workspaceId, day, events: count, bytes, sha256: hash.digest('hex'), createdAt: new Date().toISOString() };
+      const { rows: batch } = await db.query<Record<string, unknown> & { ts: Date; id: string }>(
+        `SELECT ${COLUMNS.join(', ')} FROM events WHERE workspace_id = $1 AND ts >= $2 AND ts < $3${cursor} ORDER BY ts, id LIMIT 5000`,
+        params,
+      );
+      for (const row of batch) {
+        count++;
+        yield `${JSON.stringify(row)}\n`;
+      }
+      if (batch.length < 5000) return;
+      after = [batch.at(-1)!.ts, batch.at(-1)!.id];
+    }
+  })();
+  const { bytes, sha256 } = await putGzipLines(objects, 'archives', archiveKey(workspaceId, day), rows);
+  const manifest: ArchiveManifest = { format: 'siq-events-ndjson-gzip/1', workspaceId, day, events: count, bytes, sha256, createdAt: new Date().toISOString() };
   await objects.put('archives', manifestKey(workspaceId, day), JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
   return manifest;
 }
 
 export async function readManifest(platform: Platform, workspaceId: string, day: string): Promise<ArchiveManifest | null> {
   if (!(await platform.objects.head('archives', manifestKey(workspaceId, day)))) return null;
-  return JSON.parse((await readAll((await platform.objects.get('archives', manifestKey(workspaceId, day))).body)).toString('utf8')) as ArchiveManifest;
+  return getJson<ArchiveManifest>(platform.objects, 'archives', manifestKey(workspaceId, day));
 }
 
 /** Checks an archive against its manifest; returns the manifest or throws SIQ_ARCHIVE_CORRUPT. */
@@ -123,23 +101,15 @@ export async function restoreArchive(platform: Platform, workspaceId: string, da
     restored += batch.length;
     batch = [];
   };
-  let pending = '';
-  const gunzip = (await platform.objects.get('archives', archiveKey(workspaceId, day))).body.pipe(createGunzip());
-  for await (const chunk of gunzip) {
-    pending += (chunk as Buffer).toString('utf8');
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      if (!line) continue;
-      const row = JSON.parse(line) as Record<string, unknown>;
-      if (existing.has(String(row.id))) {
-        skipped++;
-        continue;
-      }
-      batch.push(COLUMNS.map((c) => row[c] ?? null));
-      if (batch.length >= 5000) await flush();
+  await readGzipLines(platform.objects, 'archives', archiveKey(workspaceId, day), async (line) => {
+    const row = JSON.parse(line) as Record<string, unknown>;
+    if (existing.has(String(row.id))) {
+      skipped++;
+      return;
     }
-  }
+    batch.push(COLUMNS.map((c) => row[c] ?? null));
+    if (batch.length >= 5000) await flush();
+  });
   await flush();
   if (restored + skipped !== manifest.events) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `The archive holds ${restored + skipped} events, its manifest says ${manifest.events}.`);
   return { restored, skipped };

@@ -1,12 +1,9 @@
-import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
 import type { Config } from '../../config/load.js';
 import { SiqError } from '../../errors.js';
 import type { Platform } from '../../platform/index.js';
 import { quoteIdentifier } from '../../platform/db/types.js';
 import { schedule, type ScheduledJob } from '../../platform/jobs/scheduler.js';
+import { getJson, putGzipLines, readGzipLines } from '../../platform/objects/gzip-lines.js';
 import { entryHash, GENESIS_HASH } from '../audit/chain.js';
 import { fromRow, type AuditEntry, type AuditRow } from '../audit/service.js';
 
@@ -78,32 +75,9 @@ export const auditArchiveKey = (workspaceId: string, firstSeq: number, lastSeq: 
 export const tableArchiveKey = (table: LifecycleTable, firstId: number, lastId: number) => `lifecycle/${table}/${pad(firstId)}-${pad(lastId)}.ndjson.gz`;
 export const manifestKeyOf = (archiveKey: string) => archiveKey.replace(/\.ndjson\.gz$/, '.manifest.json');
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Streams NDJSON lines gzip-compressed into the archives bucket; returns size and SHA-256 of the stored object. */
-async function writeArchive(platform: Platform, key: string, lines: AsyncIterable<string>): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  const body = new PassThrough();
-  const upload = platform.objects.put('archives', key, body, { contentType: 'application/gzip' });
-  await Promise.all([pipeline(Readable.from(lines), createGzip(), tap, body), upload]);
-  return { bytes, sha256: hash.digest('hex') };
-}
-
 export async function readManifest(platform: Platform, archiveKey: string): Promise<LifecycleManifest | null> {
   if (!(await platform.objects.head('archives', manifestKeyOf(archiveKey)))) return null;
-  return JSON.parse((await readAll((await platform.objects.get('archives', manifestKeyOf(archiveKey))).body)).toString('utf8')) as LifecycleManifest;
+  return getJson<LifecycleManifest>(platform.objects, 'archives', manifestKeyOf(archiveKey));
 }
 
 /**
@@ -113,31 +87,13 @@ export async function readManifest(platform: Platform, archiveKey: string): Prom
 export async function readArchive(platform: Platform, archiveKey: string, onRow: (row: Record<string, unknown>) => void): Promise<LifecycleManifest> {
   const manifest = await readManifest(platform, archiveKey);
   if (!manifest) throw new SiqError('SIQ_ARCHIVE_NOT_FOUND', `No manifest for ${archiveKey}.`);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  let pending = '';
   let rows = 0;
-  await pipeline((await platform.objects.get('archives', archiveKey)).body, tap, createGunzip(), async (source: AsyncIterable<Buffer>) => {
-    for await (const chunk of source) {
-      pending += chunk.toString('utf8');
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        if (!line) continue;
-        rows++;
-        onRow(JSON.parse(line) as Record<string, unknown>);
-      }
-    }
+  const stored = await readGzipLines(platform.objects, 'archives', archiveKey, (line) => {
+    rows++;
+    onRow(JSON.parse(line) as Record<string, unknown>);
   });
-  if (pending.trim()) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `${archiveKey} ends in the middle of a row.`);
-  if (bytes !== manifest.bytes || hash.digest('hex') !== manifest.sha256) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `${archiveKey} does not match its manifest's checksum.`);
+  if (stored.trailing.trim()) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `${archiveKey} ends in the middle of a row.`);
+  if (stored.bytes !== manifest.bytes || stored.sha256 !== manifest.sha256) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `${archiveKey} does not match its manifest's checksum.`);
   if (rows !== manifest.rows) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `${archiveKey} holds ${rows} rows, its manifest says ${manifest.rows}.`);
   return manifest;
 }
@@ -183,7 +139,7 @@ async function archiveAuditSegment(
       after = rows.at(-1)!.seq;
     }
   })();
-  const written = await writeArchive(platform, key, lines);
+  const written = await putGzipLines(platform.objects, 'archives', key, lines);
   if (expectedSeq !== lastSeq + 1) throw new SiqError('SIQ_ARCHIVE_CORRUPT', `Audit chain ${workspaceId}: entries ${expectedSeq}..${lastSeq} are missing; nothing of it was removed.`);
   const lastHash = prevHash;
   const rows = lastSeq - from.seq + 1;
@@ -264,8 +220,9 @@ async function archiveTable(platform: Platform, spec: PlainTable, cutoff: Date, 
     if (due.length === 0) return;
     const ids = due.map((r) => r.id);
     const key = tableArchiveKey(spec.table, ids[0]!, ids.at(-1)!);
-    const written = await writeArchive(
-      platform,
+    const written = await putGzipLines(
+      platform.objects,
+      'archives',
       key,
       (async function* () {
         for (let i = 0; i < ids.length; i += READ_BATCH) {
