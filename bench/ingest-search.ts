@@ -5,7 +5,8 @@
 //
 // Ingest: events go through the real HTTP server (Elasticsearch _bulk) or a real TCP syslog
 // connection, and count only once committed. Search: BENCH_SEARCH_EVENTS events over one day are
-// loaded through the pipeline, then each query runs 30 times: p50/p95.
+// loaded through the pipeline, then each query runs 30 times: p50/p95. BENCH_PARTS (default
+// bulk,windows,tcp,search) picks the parts, e.g. BENCH_PARTS=bulk,windows,tcp to skip search.
 import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -22,6 +23,8 @@ import { WorkspaceService } from '../src/modules/workspaces/service.js';
 
 const SEARCH_EVENTS = Number(process.env.BENCH_SEARCH_EVENTS ?? 1_000_000);
 const HTTP_EVENTS = Number(process.env.BENCH_HTTP_EVENTS ?? 200_000);
+// Which parts run (comma-separated): bulk (syslog-sized _bulk), windows, tcp, search.
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'bulk,windows,tcp,search').split(',').map((s) => s.trim()));
 const WINDOWS_DIR = process.env.WINDOWS_EVENTS_DIR ?? new URL('../../shared/data/windows-events/', import.meta.url).pathname;
 
 function syslogLine(i: number): string {
@@ -79,40 +82,47 @@ async function target(name: string, databaseUrl?: string) {
     }));
     return docs.length / ((performance.now() - started) / 1000);
   };
-  const syslogDocs = Array.from({ length: HTTP_EVENTS }, (_, i) => JSON.stringify({ '@timestamp': new Date(Date.UTC(2026, 10, 22, 10) + i).toISOString(), message: syslogLine(i).slice(4), 'host.name': `bastion-${i % 20}` }));
-  results['HTTP _bulk, syslog-sized JSON'] = `${Math.round(await bulk(syslogDocs)).toLocaleString('en-US')} events/s (${HTTP_EVENTS.toLocaleString('en-US')} events)`;
+  if (PARTS.has('bulk')) {
+    const syslogDocs = Array.from({ length: HTTP_EVENTS }, (_, i) => JSON.stringify({ '@timestamp': new Date(Date.UTC(2026, 10, 22, 10) + i).toISOString(), message: syslogLine(i).slice(4), 'host.name': `bastion-${i % 20}` }));
+    results['HTTP _bulk, syslog-sized JSON'] = `${Math.round(await bulk(syslogDocs)).toLocaleString('en-US')} events/s (${HTTP_EVENTS.toLocaleString('en-US')} events)`;
+  }
 
-  const windows = await loadWindowsEvents(HTTP_EVENTS);
-  if (windows.length > 0) results['HTTP _bulk, real Windows events'] = `${Math.round(await bulk(windows)).toLocaleString('en-US')} events/s (${windows.length.toLocaleString('en-US')} events)`;
-  else results['HTTP _bulk, real Windows events'] = 'skipped (no ../shared/data/windows-events)';
+  if (PARTS.has('windows')) {
+    const windows = await loadWindowsEvents(HTTP_EVENTS);
+    if (windows.length > 0) results['HTTP _bulk, real Windows events'] = `${Math.round(await bulk(windows)).toLocaleString('en-US')} events/s (${windows.length.toLocaleString('en-US')} events)`;
+    else results['HTTP _bulk, real Windows events'] = 'skipped (no ../shared/data/windows-events)';
+  }
 
   // --- syslog over TCP, 4 connections, newline framing; done when all are committed
-  const listener = await startListener(app.ingest, app.platform.logger, { protocol: 'syslog', transport: 'tcp', host: '127.0.0.1', port: 0, workspaceId: ws.id, batchSize: 5000 });
-  const before = app.ingest.stats(ws.id).syslog?.stored ?? 0;
-  const n = HTTP_EVENTS;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: 4 }, (_, c) => new Promise<void>((resolve, reject) => {
-    const sock = connect(listener.port, '127.0.0.1', () => {
-      const part: string[] = [];
-      for (let i = c; i < n; i += 4) part.push(syslogLine(i));
-      sock.end(`${part.join('\n')}\n`, () => resolve());
-    });
-    sock.on('error', reject);
-  })));
-  while ((app.ingest.stats(ws.id).syslog?.stored ?? 0) - before < n) await new Promise((r) => setTimeout(r, 20));
-  results['syslog over TCP (RFC 3164 sshd lines)'] = `${Math.round(n / ((performance.now() - started) / 1000)).toLocaleString('en-US')} events/s (${n.toLocaleString('en-US')} events)`;
-  await listener.close();
+  if (PARTS.has('tcp')) {
+    const listener = await startListener(app.ingest, app.platform.logger, { protocol: 'syslog', transport: 'tcp', host: '127.0.0.1', port: 0, workspaceId: ws.id, batchSize: 5000 });
+    const before = app.ingest.stats(ws.id).syslog?.stored ?? 0;
+    const n = HTTP_EVENTS;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 4 }, (_, c) => new Promise<void>((resolve, reject) => {
+      const sock = connect(listener.port, '127.0.0.1', () => {
+        const part: string[] = [];
+        for (let i = c; i < n; i += 4) part.push(syslogLine(i));
+        sock.end(`${part.join('\n')}\n`, () => resolve());
+      });
+      sock.on('error', reject);
+    })));
+    while ((app.ingest.stats(ws.id).syslog?.stored ?? 0) - before < n) await new Promise((r) => setTimeout(r, 20));
+    results['syslog over TCP (RFC 3164 sshd lines)'] = `${Math.round(n / ((performance.now() - started) / 1000)).toLocaleString('en-US')} events/s (${n.toLocaleString('en-US')} events)`;
+    await listener.close();
+  }
 
   // --- search over one day with SEARCH_EVENTS events
-  const day = Date.UTC(2026, 10, 23);
-  const needleAt = Math.floor(SEARCH_EVENTS / 2);
-  const loadStarted = performance.now();
-  for (let off = 0; off < SEARCH_EVENTS; off += 20_000) {
-    const items = Array.from({ length: Math.min(20_000, SEARCH_EVENTS - off) }, (_, k) => {
-      const i = off + k;
-      return { value: { '@timestamp': new Date(day + Math.floor((i / SEARCH_EVENTS) * 86_400_000)).toISOString(), message: i === needleAt ? 'needle zq7xk9 found here' : syslogLine(i).slice(4), 'host.name': `bastion-${i % 20}`, 'event.action': i % 7 === 0 ? 'ssh_login' : 'other', 'user.name': `user${i % 500}` } };
-    });
-    await app.ingest.ingest(ws.id, 'bench', items);
+  if (PARTS.has('search')) {
+    const day = Date.UTC(2026, 10, 23);
+    const needleAt = Math.floor(SEARCH_EVENTS / 2);
+    const loadStarted = performance.now();
+    for (let off = 0; off < SEARCH_EVENTS; off += 20_000) {
+      const items = Array.from({ length: Math.min(20_000, SEARCH_EVENTS - off) }, (_, k) => {
+        const i = off + k;
+        return { value: { '@timestamp': new Date(day + Math.floor((i / SEARCH_EVENTS) * 86_400_000)).toISOString(), message: i === needleAt ? 'needle zq7xk9 found here' : syslogLine(i).slice(4), 'host.name': `bastion-${i % 20}`, 'event.action': i % 7 === 0 ? 'ssh_login' : 'other', 'user.name': `user${i % 500}` } };
+      });
+      await app.ingest.ingest(ws.id, 'bench', items);
   }
   const loadSeconds = (performance.now() - loadStarted) / 1000;
   results[`load for search (pipeline, ${SEARCH_EVENTS.toLocaleString('en-US')} events)`] = `${Math.round(SEARCH_EVENTS / loadSeconds).toLocaleString('en-US')} events/s`;
@@ -140,6 +150,7 @@ async function target(name: string, databaseUrl?: string) {
   await time('field filter (host + action, 100 newest)', 'events/search', { query: 'host.name:bastion-7 AND event.action:ssh_login', size: 100 }, (r) => (r.events as unknown[]).length === 100);
   await time('date histogram, whole day', 'events/histogram', {}, (r) => (r.buckets as unknown[]).length > 0);
   await time('top-10 terms of user.name, whole day', 'events/terms', { field: 'user.name', size: 10 }, (r) => (r.terms as unknown[]).length === 10);
+  }
 
   await app.close();
   rmSync(dataDir, { recursive: true, force: true });

@@ -34,22 +34,38 @@ const MAX_FIELDS = 2000;
 /** A single event's JSON size limit; bigger ones are rejected, not truncated. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 
-/** Flattens nested objects to dotted keys (`{a:{b:1}}` → `{"a.b":1}`); arrays of scalars stay arrays. */
-export function flatten(input: Record<string, unknown>): Flat {
-  const out: Flat = {};
-  let count = 0;
-  const walk = (value: unknown, prefix: string, depth: number) => {
-    if (depth > MAX_DEPTH) throw new RejectedEvent('too_deep', `the event nests deeper than ${MAX_DEPTH} levels`);
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-      for (const [key, v] of Object.entries(value as Record<string, unknown>)) walk(v, prefix ? `${prefix}.${key}` : key, depth + 1);
-      return;
+interface FlattenState {
+  out: Flat;
+  count: number;
+}
+
+// A plain recursive function over `for…in`, writing into one object: no closure, entry arrays
+// or object spread per event (spreading these dotted-key objects cost ~100 µs an event).
+function flattenInto(state: FlattenState, value: unknown, prefix: string, depth: number): void {
+  if (depth > MAX_DEPTH) throw new RejectedEvent('too_deep', `the event nests deeper than ${MAX_DEPTH} levels`);
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const object = value as Record<string, unknown>;
+    for (const key in object) {
+      if (!Object.hasOwn(object, key)) continue;
+      flattenInto(state, object[key], prefix ? `${prefix}.${key}` : key, depth + 1);
     }
-    if (++count > MAX_FIELDS) throw new RejectedEvent('too_many_fields', `the event has more than ${MAX_FIELDS} fields`);
-    if (typeof value === 'string' && value.includes('\0')) value = value.replaceAll('\0', '');
-    out[prefix] = Array.isArray(value) ? value.map((v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : v)) : value;
-  };
-  walk(input, '', 0);
-  return out;
+    return;
+  }
+  if (++state.count > MAX_FIELDS) throw new RejectedEvent('too_many_fields', `the event has more than ${MAX_FIELDS} fields`);
+  if (typeof value === 'string' && value.includes('\0')) value = value.replaceAll('\0', '');
+  setField(state.out, prefix, Array.isArray(value) ? value.map((v: unknown) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : v)) : value);
+}
+
+/** `out[key] = value`, except that a field named `__proto__` stays a field instead of replacing the prototype. */
+function setField(out: Flat, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else out[key] = value;
+}
+
+/** Flattens nested objects to dotted keys (`{a:{b:1}}` → `{"a.b":1}`); arrays of scalars stay arrays. */
+export function flatten(input: Record<string, unknown>, into: Flat = {}): Flat {
+  flattenInto({ out: into, count: 0 }, input, '', 0);
+  return into;
 }
 
 function first(doc: Flat, names: string[]): unknown {
@@ -150,7 +166,10 @@ function severity(doc: Flat): number | null {
  */
 export function normalize(raw: Record<string, unknown>, source: string, receivedAt: Date, extra: Flat = {}): NormalizedEvent {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new RejectedEvent('not_an_object', 'an event must be a JSON object');
-  const doc: Flat = { ...extra, ...flatten(raw) };
+  // The source's extra fields first, so the event's own fields win.
+  const doc: Flat = {};
+  for (const key in extra) if (Object.hasOwn(extra, key)) setField(doc, key, extra[key]);
+  flatten(raw, doc);
 
   const parsed = parseTimestamp(first(doc, TIME_FIELDS));
   let ts = parsed?.time ?? receivedAt;

@@ -3,21 +3,48 @@
  * for the characters that would break the framing. Shared by both implementations so they load
  * byte-identical data.
  */
+
+const NEEDS_ESCAPE = /[\\\t\n\r\0]/;
+
+/** A text value for COPY: NULs dropped (PostgreSQL text cannot hold them), framing characters escaped. */
+export function escapeCopyText(text: string): string {
+  // Most values need nothing; one scan tells, and plain string replaces beat a regex callback.
+  if (!NEEDS_ESCAPE.test(text)) return text;
+  let out = text;
+  if (out.includes('\0')) out = out.replaceAll('\0', '');
+  if (out.includes('\\')) out = out.replaceAll('\\', '\\\\');
+  if (out.includes('\t')) out = out.replaceAll('\t', '\\t');
+  if (out.includes('\n')) out = out.replaceAll('\n', '\\n');
+  if (out.includes('\r')) out = out.replaceAll('\r', '\\r');
+  return out;
+}
+
+const dropNul = (_key: string, v: unknown): unknown => (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '') : v);
+
+/** An object as JSON for a json/jsonb column, in COPY text. */
+export function encodeCopyJson(value: unknown): string {
+  let json = JSON.stringify(value);
+  // jsonb refuses \u0000, so strings inside objects lose their NULs as text values do. The
+  // replacer makes stringify several times slower, so it runs only when a NUL may be there
+  // (the test also matches an escaped backslash before "u0000", which the replacer keeps).
+  if (json.includes('\\u0000')) json = JSON.stringify(value, dropNul);
+  // JSON text never holds a raw tab, newline, CR or NUL (stringify escapes control characters):
+  // only backslashes need doubling.
+  return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json;
+}
+
 export function encodeCopyValue(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
-  let text: string;
-  if (typeof value === 'string') text = value;
-  else if (typeof value === 'number' || typeof value === 'bigint') text = String(value);
-  else if (typeof value === 'boolean') text = value ? 't' : 'f';
-  else if (value instanceof Date) text = value.toISOString();
-  else if (Buffer.isBuffer(value)) text = `\\x${value.toString('hex')}`;
-  // jsonb refuses \u0000 too, so strings inside objects lose their NULs the same way.
-  else text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '') : v));
-  // NUL cannot be stored in PostgreSQL text at all; drop it rather than fail the whole batch.
-  if (text.includes('\0')) text = text.replaceAll('\0', '');
-  return text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+  if (typeof value === 'string') return escapeCopyText(value);
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'boolean') return value ? 't' : 'f';
+  if (value instanceof Date) return value.toISOString();
+  if (Buffer.isBuffer(value)) return `\\\\x${value.toString('hex')}`;
+  return encodeCopyJson(value);
 }
 
 export function encodeCopyRow(row: readonly unknown[]): string {
-  return `${row.map(encodeCopyValue).join('\t')}\n`;
+  let line = '';
+  for (let i = 0; i < row.length; i++) line += (i === 0 ? '' : '\t') + encodeCopyValue(row[i]);
+  return `${line}\n`;
 }

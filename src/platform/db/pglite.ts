@@ -58,15 +58,16 @@ export class PgliteDatabase implements Database {
   async copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>): Promise<number> {
     // PGlite reads COPY input from a virtual /dev/blob, so the batch is assembled first; callers
     // bound batch sizes (the ingest queue does), which keeps this bounded too.
-    const parts: string[] = [];
+    let text = '';
     let count = 0;
     for await (const row of rows) {
-      parts.push(encodeCopyRow(row));
+      text += encodeCopyRow(row);
       count++;
     }
     if (count === 0) return 0;
     const sql = `COPY ${quoteIdentifier(table)} (${columns.map(quoteIdentifier).join(', ')}) FROM '/dev/blob'`;
-    await this.db.query(sql, [], { blob: new Blob(parts) });
+    // One string, encoded once: a Blob of one part per row costs an encoding call per row.
+    await this.db.query(sql, [], { blob: new Blob([text]) });
     return count;
   }
 

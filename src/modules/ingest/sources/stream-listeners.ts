@@ -28,6 +28,9 @@ export interface Listener {
 
 const SOURCE: Record<Protocol, string> = { syslog: 'syslog', jsonl: 'jsonl' };
 
+/** Batches of one TCP connection being stored at once. */
+const MAX_IN_FLIGHT = 2;
+
 /** One line (or datagram) of a protocol → an item; a bad line becomes a rejected item, never an exception. */
 export function toItem(protocol: Protocol, line: string, sender: string): RawItem {
   const extra = { 'log.source.address': sender };
@@ -46,56 +49,73 @@ export function toItem(protocol: Protocol, line: string, sender: string): RawIte
  * connection. Oversized messages are reported and skipped, so garbage never wedges the parser.
  */
 export class Framer {
-  private buffer: Buffer = Buffer.alloc(0);
+  private buffer: Buffer = EMPTY;
   private skipping = false;
 
   constructor(private readonly maxBytes: number) {}
 
   push(chunk: Buffer): Array<{ line: string } | { tooLong: true }> {
-    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    // One offset walks the buffer: no Buffer view, regex or copy per line.
+    const buf = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
     const out: Array<{ line: string } | { tooLong: true }> = [];
-    for (;;) {
-      if (this.buffer.length === 0) break;
+    let pos = 0;
+    while (pos < buf.length) {
       if (this.skipping) {
-        const nl = this.buffer.indexOf(10);
+        const nl = buf.indexOf(10, pos);
         if (nl < 0) {
-          this.buffer = Buffer.alloc(0);
+          pos = buf.length;
           break;
         }
-        this.buffer = this.buffer.subarray(nl + 1);
+        pos = nl + 1;
         this.skipping = false;
         continue;
       }
-      const octet = /^(\d{1,7}) /.exec(this.buffer.subarray(0, 9).toString('latin1'));
-      if (octet && this.buffer[0] !== 0x30) {
-        const length = Number(octet[1]);
-        const start = octet[0].length;
-        if (length > this.maxBytes) {
+      const octet = octetHeader(buf, pos);
+      if (octet) {
+        const start = pos + octet.headerBytes;
+        if (octet.length > this.maxBytes) {
           out.push({ tooLong: true });
-          this.buffer = this.buffer.subarray(Math.min(this.buffer.length, start + length));
+          pos = Math.min(buf.length, start + octet.length);
           continue;
         }
-        if (this.buffer.length < start + length) break;
-        out.push({ line: this.buffer.subarray(start, start + length).toString('utf8') });
-        this.buffer = this.buffer.subarray(start + length);
+        if (buf.length < start + octet.length) break;
+        out.push({ line: buf.toString('utf8', start, start + octet.length) });
+        pos = start + octet.length;
         continue;
       }
-      const nl = this.buffer.indexOf(10);
+      const nl = buf.indexOf(10, pos);
       if (nl < 0) {
-        if (this.buffer.length > this.maxBytes) {
+        if (buf.length - pos > this.maxBytes) {
           out.push({ tooLong: true });
-          this.buffer = Buffer.alloc(0);
+          pos = buf.length;
           this.skipping = true;
         }
         break;
       }
-      const line = this.buffer.subarray(0, nl).toString('utf8').replace(/\r$/, '');
-      this.buffer = this.buffer.subarray(nl + 1);
-      if (nl > this.maxBytes) out.push({ tooLong: true });
-      else if (line.trim()) out.push({ line });
+      if (nl - pos > this.maxBytes) out.push({ tooLong: true });
+      else {
+        const line = buf.toString('utf8', pos, nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl);
+        if (line.trim()) out.push({ line });
+      }
+      pos = nl + 1;
     }
+    this.buffer = pos >= buf.length ? EMPTY : buf.subarray(pos);
     return out;
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** RFC 6587 octet counting: 1–7 digits (not starting with 0) and a space at `pos`. */
+function octetHeader(buf: Buffer, pos: number): { length: number; headerBytes: number } | null {
+  const first = buf[pos]!;
+  if (first < 0x31 || first > 0x39) return null;
+  let length = 0;
+  let i = pos;
+  while (i < buf.length && i - pos < 8 && buf[i]! >= 0x30 && buf[i]! <= 0x39) length = length * 10 + (buf[i++]! - 0x30);
+  const digits = i - pos;
+  if (digits > 7 || i >= buf.length || buf[i] !== 0x20) return null;
+  return { length, headerBytes: digits + 1 };
 }
 
 /**
@@ -160,26 +180,38 @@ export async function startListener(pipeline: IngestPipeline, logger: Logger, op
     const sender = `${socket.remoteAddress}:${socket.remotePort}`;
     const framer = new Framer(maxBytes);
     let pending: RawItem[] = [];
-    let busy = false;
+    // Batches of this connection being stored. While one commits the next is read and parsed,
+    // so reading, parsing and writing overlap; with MAX_IN_FLIGHT out, reading pauses (TCP
+    // itself then slows the sender), as it does while the pipeline's queue is full.
+    let inFlight = 0;
+    let ended = false;
     let timer: NodeJS.Timeout | undefined;
     const submit = async () => {
       clearTimeout(timer);
       timer = undefined;
-      if (busy || pending.length === 0) return;
-      busy = true;
-      socket.pause();
+      if (pending.length === 0 || socket.destroyed) return;
+      if (inFlight >= MAX_IN_FLIGHT) {
+        socket.pause();
+        return;
+      }
+      inFlight++;
+      if (inFlight >= MAX_IN_FLIGHT) socket.pause();
       const items = pending;
       pending = [];
       try {
-        while (pipeline.isFull(items.length)) await new Promise((r) => setTimeout(r, 50));
+        while (pipeline.isFull(items.length)) {
+          socket.pause();
+          await new Promise((r) => setTimeout(r, 50));
+        }
         await pipeline.ingest(options.workspaceId, source, items);
       } catch (err) {
         log.warn({ err: (err as Error).message, sender }, 'a batch from this connection could not be stored; closing it so the sender resends');
         socket.destroy();
       } finally {
-        busy = false;
-        if (!socket.destroyed) socket.resume();
-        if (pending.length > 0) void submit();
+        inFlight--;
+        if (!socket.destroyed && !ended && inFlight < MAX_IN_FLIGHT) socket.resume();
+        if (pending.length >= batchSize || (ended && pending.length > 0)) void submit();
+        else if (pending.length > 0) timer ??= setTimeout(() => void submit(), 100);
       }
     };
     socket.on('data', (chunk: Buffer) => {
@@ -189,7 +221,10 @@ export async function startListener(pipeline: IngestPipeline, logger: Logger, op
       if (pending.length >= batchSize) void submit();
       else if (pending.length > 0) timer ??= setTimeout(() => void submit(), 100);
     });
-    socket.on('end', () => void submit());
+    socket.on('end', () => {
+      ended = true;
+      void submit();
+    });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       sockets.delete(socket);
