@@ -355,3 +355,106 @@ describe('EventView', () => {
     expect(v.keywordTexts(true)).toEqual(['text\n42\nx\n7\ntrue']);
   });
 });
+
+describe('literal triggers (rules compiled with the engine\'s literal index)', () => {
+  /** An engine whose rules are compiled with its literal index, as the service and the benchmark do. */
+  function indexedEngine(yaml: string): DetectionEngine {
+    const engine = new DetectionEngine(mapping);
+    const parsed = parseSigmaYaml(yaml, engine.compileContext());
+    engine.load(parsed.map((p, i) => {
+      if (!p.ok) throw new Error(`document ${i}: ${p.reason}: ${p.message}`);
+      return { key: `k${i}`, doc: p.rule as SigmaDocument, severity: p.rule.level };
+    }));
+    return engine;
+  }
+  const rule = (detection: string) => `title: T
+logsource:
+    category: process_creation
+    product: windows
+detection:
+${detection}
+---
+`;
+  // Padding rules give CommandLine enough literals to go through the automaton.
+  const padding = Array.from({ length: 40 }, (_, i) => rule(`    selection:\n        CommandLine|contains: 'padding-${i}-x'\n    condition: selection`)).join('');
+  const ev = (fields: Record<string, unknown>) => ({ Channel: SYSMON, EventID: 1, ...fields });
+
+  for (const [label, pad] of [['field through the automaton', padding], ['field tested directly', '']] as const) {
+    describe(label, () => {
+      const engine = indexedEngine(pad + [
+        rule(`    selection:\n        CommandLine|contains: ' -enc '\n        Image|endswith: '\\\\powershell.exe'\n    condition: selection`),
+        rule(`    selection:\n        Image|endswith: '\\\\cmd.exe'\n    filter:\n        CommandLine|contains: 'benign'\n    condition: selection and not filter`),
+        rule(`    filter:\n        CommandLine|contains: 'benign'\n    condition: not filter`),
+        rule(`    a:\n        CommandLine|contains: 'alpha'\n    b:\n        CommandLine|re: '^beta[0-9]+$'\n    condition: a or b`),
+        rule(`    a:\n        CommandLine|contains: 'one'\n    b:\n        Image|endswith: '\\\\two.exe'\n    condition: 1 of them`),
+        rule(`    selection:\n        - CommandLine|startswith: 'start'\n        - Image: 'C:\\\\whole.exe'\n    condition: selection`),
+        rule(`    selection:\n        CommandLine|contains|all:\n            - 'first'\n            - 'second'\n    condition: selection`),
+      ].join(''));
+      const at = pad ? 40 : 0;
+      const keys = (fields: Record<string, unknown>) => matchedKeys(engine, ev(fields)).map((k) => Number(k.slice(1)) - at).filter((n) => n >= 0);
+
+      it('a rule whose literals are absent does not match; present, it is evaluated as usual', () => {
+        expect(keys({ Image: 'C:\\x\\powershell.exe', CommandLine: 'powershell -enc AAAA' })).toEqual([0, 2]);
+        expect(keys({ Image: 'C:\\x\\pwsh.exe', CommandLine: 'powershell -enc AAAA' })).toEqual([2]);
+      });
+      it('negations hold without any literal', () => {
+        expect(keys({ Image: 'C:\\x\\cmd.exe', CommandLine: 'cmd /c dir' })).toEqual([1, 2]);
+        expect(keys({ Image: 'C:\\x\\cmd.exe', CommandLine: 'cmd /c benign' })).toEqual([]);
+        expect(keys({ Image: 'C:\\x\\other.exe' })).toEqual([2]);
+      });
+      it('an alternative without literals (a regular expression) keeps the rule evaluated', () => {
+        expect(keys({ CommandLine: 'beta42' })).toEqual([2, 3]);
+        expect(keys({ CommandLine: 'an ALPHA test' })).toEqual([2, 3]);
+      });
+      it('any of several fields selects the rule', () => {
+        expect(keys({ CommandLine: 'just one' })).toEqual([2, 4]);
+        expect(keys({ Image: 'C:\\two.exe' })).toEqual([2, 4]);
+      });
+      it('where a literal occurs counts (start, whole value)', () => {
+        expect(keys({ CommandLine: 'Start here' })).toEqual([2, 5]);
+        expect(keys({ CommandLine: 'not at start' })).toEqual([2]);
+        expect(keys({ Image: 'c:\\WHOLE.exe' })).toEqual([2, 5]);
+        expect(keys({ Image: 'c:\\whole.exe.bak' })).toEqual([2]);
+      });
+      it('all: every value must be found', () => {
+        expect(keys({ CommandLine: 'first then second' })).toEqual([2, 6]);
+        expect(keys({ CommandLine: 'first only' })).toEqual([2]);
+      });
+    });
+  }
+
+  it('a rule compiled for another engine is evaluated without its trigger', () => {
+    const other = new DetectionEngine(mapping);
+    const parsed = parseSigmaYaml(rule(`    selection:\n        CommandLine|contains: 'needle'\n    condition: selection`), other.compileContext());
+    const engine = new DetectionEngine(mapping);
+    engine.load(parsed.map((p, i) => (p.ok ? { key: `k${i}`, doc: p.rule as SigmaDocument, severity: p.rule.level } : null)).filter((x) => x !== null));
+    expect(matchedKeys(engine, ev({ CommandLine: 'a needle here' }))).toEqual(['k0']);
+    expect(matchedKeys(engine, ev({ CommandLine: 'nothing' }))).toEqual([]);
+  });
+
+  it('a meta filter keeps the rule\'s trigger and still applies', () => {
+    const engine = indexedEngine(`title: R
+id: 22222222-2222-4222-8222-222222222222
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        CommandLine|contains: 'needle'
+    condition: selection
+---
+title: F
+logsource:
+    category: process_creation
+    product: windows
+filter:
+    rules: [22222222-2222-4222-8222-222222222222]
+    selection:
+        User: admin
+    condition: not selection
+`);
+    expect(matchedKeys(engine, ev({ CommandLine: 'a needle', User: 'bob' }))).toEqual(['k0']);
+    expect(matchedKeys(engine, ev({ CommandLine: 'a needle', User: 'admin' }))).toEqual([]);
+    expect(matchedKeys(engine, ev({ CommandLine: 'hay', User: 'bob' }))).toEqual([]);
+  });
+});

@@ -1,6 +1,7 @@
 import type { Severity } from '../alerts/types.js';
 import { alternativesFor, EventView, type LogsourceAlternative, type Mapping } from './mapping.js';
 import { LiteralIndex } from './sigma/literals.js';
+import { triggerOf, withTrigger, type Trigger } from './sigma/trigger.js';
 import type { CompileContext } from './sigma/values.js';
 import type { SigmaCorrelationRule, SigmaDetectionRule, SigmaDocument, SigmaFilterRule } from './sigma/rule.js';
 
@@ -24,6 +25,21 @@ interface Route {
 interface RouteGroup {
   conditions: Array<{ field: string; accepted: Set<string>; any: boolean }>;
   routes: Route[];
+  /** The inverted index of the routes' triggers, built on first use (null again when routes are added). */
+  triggers: GroupTriggers | null;
+}
+
+/**
+ * Which routes of a group an event's literals select (see sigma/trigger.ts): per field (and
+ * field renames) the routes whose trigger wants a literal, so an event costs one lookup per
+ * literal found instead of one evaluation per routed rule.
+ */
+interface GroupTriggers {
+  fields: Array<{ renames: Record<string, string> | null; field: string | null; wanted: Map<number, Array<{ route: number; bits: number }>> }>;
+  /** route index → whether it is evaluated whatever literals the event has (no usable trigger) */
+  always: boolean[];
+  /** route index → the event stamp that selected it */
+  marks: Uint32Array;
 }
 
 function groupKey(rest: Record<string, string[]>): string {
@@ -56,6 +72,8 @@ export class DetectionEngine {
 
   /** Literals of every loaded rule, matched all at once per field (compile rules with `compileContext`). */
   readonly literals = new LiteralIndex();
+  /** Counts events, so route marks need no clearing between events. */
+  private stamp = 0;
 
   constructor(readonly mapping: Mapping) {}
 
@@ -84,7 +102,8 @@ export class DetectionEngine {
     if (applying.length > 0) {
       const base = doc.match;
       const filterMatches = applying.map((f) => f.doc.match);
-      rule = { ...entry, doc: { ...doc, match: (e) => base(e) && filterMatches.every((m) => m(e)) } };
+      // The base rule's trigger still holds for the rule with its filters ANDed in.
+      rule = { ...entry, doc: { ...doc, match: withTrigger((e) => base(e) && filterMatches.every((m) => m(e)), triggerOf(base)) } };
     }
     this.rules.push(rule);
     const { alternatives, mapped } = alternativesFor(this.mapping, doc.logsource);
@@ -135,15 +154,39 @@ export class DetectionEngine {
   match(doc: Record<string, unknown>): Match[] {
     const view = new EventView(doc, this.mapping, null, this.literals);
     const matches: Match[] = [];
-    const seen = new Set<string>();
+    let seen: Set<string> | null = null;
+    if (++this.stamp === 0xffffffff) this.resetMarks();
+    const stamp = this.stamp;
     const run = (groups: Map<string, RouteGroup> | undefined) => {
       if (!groups) return;
       for (const group of groups.values()) {
         if (!satisfies(view, group)) continue;
-        for (const route of group.routes) {
+        const t = (group.triggers ??= this.indexTriggers(group));
+        const { always, marks } = t;
+        for (const f of t.fields) {
+          const hits = view.withRenames(f.renames).literalHits(f.field);
+          if (hits.size === 0) continue;
+          if (hits.size <= f.wanted.size) {
+            for (const [id, bits] of hits) {
+              const wanting = f.wanted.get(id);
+              if (wanting) for (const w of wanting) if ((w.bits & bits) !== 0) marks[w.route] = stamp;
+            }
+          } else {
+            for (const [id, wanting] of f.wanted) {
+              const bits = hits.get(id);
+              if (bits !== undefined) for (const w of wanting) if ((w.bits & bits) !== 0) marks[w.route] = stamp;
+            }
+          }
+        }
+        // Routes in load order, as before triggers: the first alternative that matches names the view.
+        const routes = group.routes;
+        for (let i = 0; i < routes.length; i++) {
+          if (!always[i] && marks[i] !== stamp) continue;
+          const route = routes[i]!;
+          if (seen?.has(route.rule.key)) continue;
           const v = view.withRenames(route.renames);
-          if (!seen.has(route.rule.key) && route.rule.doc.match(v)) {
-            seen.add(route.rule.key);
+          if (route.rule.doc.match(v)) {
+            (seen ??= new Set()).add(route.rule.key);
             matches.push({ rule: route.rule, view: v });
           }
         }
@@ -161,6 +204,37 @@ export class DetectionEngine {
     run(this.generic);
     return matches;
   }
+
+  /** The inverted index of a group's route triggers (only triggers over this engine's literals count). */
+  private indexTriggers(group: RouteGroup): GroupTriggers {
+    const fields = new Map<Record<string, string> | null, Map<string | null, Map<number, Array<{ route: number; bits: number }>>>>();
+    const always = group.routes.map((route, i) => {
+      const trigger: Trigger | null = triggerOf(route.rule.doc.match);
+      if (!trigger || trigger.some((p) => p.index !== this.literals)) return true;
+      let byField = fields.get(route.renames);
+      if (!byField) fields.set(route.renames, (byField = new Map()));
+      for (const part of trigger) {
+        let wanted = byField.get(part.field);
+        if (!wanted) byField.set(part.field, (wanted = new Map()));
+        for (const [id, bits] of part.wanted) {
+          let list = wanted.get(id);
+          if (!list) wanted.set(id, (list = []));
+          list.push({ route: i, bits });
+        }
+      }
+      return false;
+    });
+    const flat: GroupTriggers['fields'] = [];
+    for (const [renames, byField] of fields) for (const [field, wanted] of byField) flat.push({ renames, field, wanted });
+    return { fields: flat, always, marks: new Uint32Array(group.routes.length) };
+  }
+
+  private resetMarks(): void {
+    this.stamp = 1;
+    const clear = (groups: Map<string, RouteGroup>) => { for (const g of groups.values()) g.triggers?.marks.fill(0); };
+    clear(this.generic);
+    for (const byId of this.byChannel.values()) for (const groups of byId.values()) clear(groups);
+  }
 }
 
 function addTo(groups: Map<string, RouteGroup>, rest: Record<string, string[]>, route: Route): void {
@@ -168,9 +242,10 @@ function addTo(groups: Map<string, RouteGroup>, rest: Record<string, string[]>, 
   let group = groups.get(key);
   if (!group) {
     const conditions = Object.entries(rest).map(([field, accepted]) => ({ field, accepted: new Set(accepted), any: accepted.includes('*') }));
-    groups.set(key, (group = { conditions, routes: [] }));
+    groups.set(key, (group = { conditions, routes: [], triggers: null }));
   }
   group.routes.push(route);
+  group.triggers = null;
 }
 
 function satisfies(view: EventView, group: RouteGroup): boolean {

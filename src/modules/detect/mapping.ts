@@ -6,6 +6,11 @@ import { textForms, type FieldAccess } from './sigma/values.js';
 
 const EMPTY_HITS: Map<number, number> = new Map();
 
+function addKeyword(keywords: Set<string>, x: unknown): void {
+  if (typeof x === 'string') keywords.add(x);
+  else if (typeof x === 'number' || typeof x === 'boolean') keywords.add(String(x));
+}
+
 /**
  * Logsource routing and field mapping, as data (`logsources.yml`, documented in
  * docs/detection.md): which events a rule's logsource covers, and where a Sigma field name is
@@ -102,13 +107,11 @@ export class EventView implements FieldAccess {
   private readonly resolved = new Map<string, unknown>();
   private readonly textCache = new Map<string, string[] | null>();
   private readonly lowerCache = new Map<string, string[] | null>();
-  private keywords: string[] | null = null;
-  private keywordsLower: string[] | null = null;
   private renamedViews: Map<Record<string, string>, EventView> | null = null;
 
   private hitCache: Map<string, Map<number, number>> | null = null;
-  /** Shared with the renamed views of the same event. */
-  private prefixed: { fields: Map<string, unknown> | null } = { fields: null };
+  /** What does not depend on renames, shared with the renamed views of the same event. */
+  private shared: { prefixed: Map<string, unknown> | null; keywords: string[] | null; keywordsLower: string[] | null; keywordHits: Map<number, number> | null } = { prefixed: null, keywords: null, keywordsLower: null, keywordHits: null };
 
   /**
    * Fields under the mapping's prefixes by their bare name (`winlog.event_data.Image` → `Image`),
@@ -116,7 +119,7 @@ export class EventView implements FieldAccess {
    * for every field a rule reads.
    */
   private prefixedFields(): Map<string, unknown> {
-    if (this.prefixed.fields) return this.prefixed.fields;
+    if (this.shared.prefixed) return this.shared.prefixed;
     const fields = new Map<string, unknown>();
     const rank = new Map<string, number>();
     const prefixes = this.mapping.fieldPrefixes;
@@ -132,7 +135,7 @@ export class EventView implements FieldAccess {
         break;
       }
     }
-    this.prefixed.fields = fields;
+    this.shared.prefixed = fields;
     return fields;
   }
 
@@ -141,11 +144,12 @@ export class EventView implements FieldAccess {
   /** Literals of the engine's index found in a field (null: keywords), computed once per field and event. */
   literalHits(field: string | null): Map<number, number> {
     if (!this.literals) throw new Error('this view has no literal index');
-    const key = field ?? '';
+    if (field === null) return (this.shared.keywordHits ??= this.literals.scan('', this.keywordTexts(true)));
+    const key = field;
     this.hitCache ??= new Map();
     let hits = this.hitCache.get(key);
     if (!hits) {
-      const texts = field === null ? this.keywordTexts(true) : this.lowerTexts(field);
+      const texts = this.lowerTexts(field);
       hits = texts ? this.literals.scan(key, texts) : EMPTY_HITS;
       this.hitCache.set(key, hits);
     }
@@ -159,7 +163,7 @@ export class EventView implements FieldAccess {
     let view = this.renamedViews.get(renames);
     if (!view) {
       view = new EventView(this.doc, this.mapping, renames, this.literals);
-      view.prefixed = this.prefixed;
+      view.shared = this.shared;
       this.renamedViews.set(renames, view);
     }
     return view;
@@ -207,27 +211,27 @@ export class EventView implements FieldAccess {
   }
 
   keywordTexts(lower: boolean): string[] {
-    if (!this.keywords) {
+    const shared = this.shared;
+    if (!shared.keywords) {
       // Every value of the event, numbers and booleans by their text (Sigma values are strings);
       // each distinct text once (normalisation copies the message, for one).
       const keywords = new Set<string>();
-      const add = (x: unknown) => {
-        if (typeof x === 'string') keywords.add(x);
-        else if (typeof x === 'number' || typeof x === 'boolean') keywords.add(String(x));
-      };
-      for (const v of Object.values(this.doc)) {
-        if (Array.isArray(v)) for (const x of v) add(x);
-        else add(v);
+      const doc = this.doc;
+      for (const k in doc) {
+        const v = doc[k];
+        if (typeof v === 'string') keywords.add(v);
+        else if (Array.isArray(v)) for (const x of v as unknown[]) addKeyword(keywords, x);
+        else addKeyword(keywords, v);
       }
-      this.keywords = [...keywords];
+      shared.keywords = [...keywords];
     }
-    if (!lower) return this.keywords;
+    if (!lower) return shared.keywords;
     // Case-insensitive keywords (nearly all) are contains-tests: one lower-cased text of all
     // values, newline-separated, takes one scan per keyword instead of one per value. A keyword
     // with an inner wildcard could match across two values; Sigma keywords practically never
     // have one (docs/detection.md).
-    this.keywordsLower ??= [this.keywords.join('\n').toLowerCase()];
-    return this.keywordsLower;
+    shared.keywordsLower ??= [shared.keywords.join('\n').toLowerCase()];
+    return shared.keywordsLower;
   }
 
   /** Whether the event satisfies an alternative's field conditions. */

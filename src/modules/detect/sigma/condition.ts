@@ -1,3 +1,5 @@
+import { triggerOfAll, triggerOfAny, withTrigger } from './trigger.js';
+
 /**
  * The Sigma condition grammar:
  *
@@ -133,6 +135,7 @@ export function compileCondition<E>(node: ConditionNode, searches: Map<string, T
     case 'ref':
       return searches.get(node.name)!;
     case 'not': {
+      // A negation holds when its operand's literals are absent: no trigger.
       const child = compileCondition(node.child, searches);
       return costed((e: E) => !child(e), cost(child));
     }
@@ -141,24 +144,26 @@ export function compileCondition<E>(node: ConditionNode, searches: Map<string, T
       const total = children.reduce((n, c) => n + cost(c), 0);
       if (children.length === 2) {
         const [a, b] = children as [Test<E>, Test<E>];
-        return costed((e: E) => a(e) && b(e), total);
+        return withTrigger(costed((e: E) => a(e) && b(e), total), triggerOfAll(children));
       }
-      return costed((e: E) => children.every((c) => c(e)), total);
+      return withTrigger(costed((e: E) => children.every((c) => c(e)), total), triggerOfAll(children));
     }
     case 'or': {
       const children = node.children.map((c) => compileCondition(c, searches)).sort((a, b) => cost(a) - cost(b));
-      return costed((e: E) => children.some((c) => c(e)), children.reduce((n, c) => n + cost(c), 0));
+      return withTrigger(costed((e: E) => children.some((c) => c(e)), children.reduce((n, c) => n + cost(c), 0)), triggerOfAny(children));
     }
     case 'of': {
       const children = node.names.map((n) => searches.get(n)!).sort((a, b) => cost(a) - cost(b));
-      if (node.quantifier === 'all') return (e) => children.every((c) => c(e));
-      if (node.quantifier === 'any') return (e) => children.some((c) => c(e));
+      if (node.quantifier === 'all') return withTrigger((e: E) => children.every((c) => c(e)), triggerOfAll(children));
+      // `any of` and `N of` both need at least one of the searches to hold.
+      const anyTrigger = triggerOfAny(children);
+      if (node.quantifier === 'any') return withTrigger((e: E) => children.some((c) => c(e)), anyTrigger);
       const need = node.quantifier;
-      return (e) => {
+      return withTrigger((e: E) => {
         let n = 0;
         for (const c of children) if (c(e) && ++n >= need) return true;
         return false;
-      };
+      }, anyTrigger);
     }
   }
 }

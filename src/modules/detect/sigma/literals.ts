@@ -138,6 +138,7 @@ class FieldLiterals {
 export class LiteralIndex {
   private readonly fields = new Map<string, FieldLiterals>();
   private count = 0;
+  private readonly lengths: number[] = [];
 
   /** Registers a lower-cased literal for a field; returns its id. */
   register(field: string, text: string): number {
@@ -147,7 +148,13 @@ export class LiteralIndex {
     if (known !== undefined) return known;
     const id = this.count++;
     f.add(text, id);
+    this.lengths[id] = text.length;
     return id;
+  }
+
+  /** The length of a registered literal. */
+  lengthOf(id: number): number | undefined {
+    return this.lengths[id];
   }
 
   /**

@@ -1,6 +1,7 @@
 import { parseAllDocuments } from 'yaml';
 import { SEVERITIES, type Severity } from '../../alerts/types.js';
 import { compileCondition, ConditionError, parseCondition } from './condition.js';
+import { triggerOfAll, triggerOfAny, withTrigger } from './trigger.js';
 import { compileItem, costOf, SigmaValueError, withCost, type CompileContext, type FieldAccess, type ItemMatcher } from './values.js';
 
 /**
@@ -132,17 +133,19 @@ function compileSearch(name: string, def: unknown, ctx: CompileContext, fields: 
     if (items.length === 1) return items[0]!;
     // AND of items: cheapest first, so the dear ones (regular expressions) rarely run.
     items.sort((a, b) => costOf(a) - costOf(b));
-    return withCost((e) => {
+    const all = withCost((e: FieldAccess) => {
       for (const item of items) if (!item(e)) return false;
       return true;
     }, items.reduce((n, i) => n + costOf(i), 0));
+    return withTrigger(all, triggerOfAll(items));
   };
   if (isObject(def)) return mapMatcher(def);
   if (Array.isArray(def)) {
     if (def.length === 0) throw new SigmaRuleError('invalid_detection', `search "${name}" is an empty list`);
     if (def.every(isObject)) {
       const alternatives = (def as Record<string, unknown>[]).map(mapMatcher).sort((a, b) => costOf(a) - costOf(b));
-      return withCost((e) => alternatives.some((a) => a(e)), alternatives.reduce((n, a) => n + costOf(a), 0));
+      const any = withCost((e: FieldAccess) => alternatives.some((a) => a(e)), alternatives.reduce((n, a) => n + costOf(a), 0));
+      return withTrigger(any, triggerOfAny(alternatives));
     }
     if (def.some(isObject) || def.some(Array.isArray)) throw new SigmaRuleError('invalid_detection', `search "${name}" mixes maps and plain values`);
     return compileItem(null, [], def, ctx);
@@ -167,7 +170,7 @@ function compileDetection(detection: unknown, ctx: CompileContext): { match: (e:
     if (/\|\s*(count|min|max|avg|sum|near)\b/i.test(text!)) throw new SigmaRuleError('unsupported_aggregation', 'aggregations in conditions (`| count() …`) are Sigma v1; use a correlation rule');
     return compileCondition(parseCondition(text!, names), searches);
   });
-  const match = compiled.length === 1 ? compiled[0]! : (e: FieldAccess) => compiled.some((c) => c(e));
+  const match = compiled.length === 1 ? compiled[0]! : withTrigger((e: FieldAccess) => compiled.some((c) => c(e)), triggerOfAny(compiled));
   return { match, fields: [...fields] };
 }
 

@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { RE2JS } from 're2js';
 import { HIT_ANYWHERE, HIT_AT_END, HIT_AT_START, HIT_WHOLE, type LiteralIndex } from './literals.js';
+import { triggerOfAll, triggerOfAny, withTrigger } from './trigger.js';
 
 /**
  * Sigma values and modifiers, compiled once per rule into matchers over one field's value.
@@ -161,13 +162,17 @@ interface LiteralGroup {
 
 const newLiteralGroup = (): LiteralGroup => ({ wanted: new Map(), others: [], direct: [] });
 
-function literalTest(group: LiteralGroup, index: LiteralIndex, field: string, readAllLower: (e: FieldAccess) => string[] | null): (e: FieldAccess) => boolean {
+/** The index's key for keyword literals (`field` null): they are found in the event's joined keyword text. */
+export const KEYWORDS_KEY = '';
+
+function literalTest(group: LiteralGroup, index: LiteralIndex, field: string | null, readAllLower: (e: FieldAccess) => string[] | null): (e: FieldAccess) => boolean {
   const { wanted, others, direct } = group;
+  const key = field ?? KEYWORDS_KEY;
   // Whether the field's literals go through the automaton is known once all rules are loaded,
   // so it is looked up on first use.
   let indexed: boolean | undefined;
-  return (e) => {
-    indexed ??= index.indexed(field);
+  const test = (e: FieldAccess): boolean => {
+    indexed ??= index.indexed(key);
     if (!indexed) return readAllLower(e)?.some((t) => direct.some((f) => f(t))) ?? false;
     const hits = e.literalHits!(field);
     if (hits.size > 0) {
@@ -180,6 +185,9 @@ function literalTest(group: LiteralGroup, index: LiteralIndex, field: string, re
     if (others.length === 0) return false;
     return readAllLower(e)?.some((t) => others.some((f) => f(t))) ?? false;
   };
+  // Without other values, the test holds only when one of its literals was found (whether the
+  // field goes through the automaton or not, the index's hits say the same as the direct tests).
+  return withTrigger(test, others.length === 0 && wanted.size > 0 ? [{ index, field, wanted }] : null);
 }
 
 /** The literal and where it must occur, when a pattern is a literal with at most a leading and trailing `*`. */
@@ -453,6 +461,8 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
     const strings = carried.map((v) => (literal || 'bytes' in v ? SigmaString.literal(asText(v)) : SigmaString.parse(asText(v))));
     const shaped = strings.map((s) => s.withAnyAround(comparison === 'contains' || comparison === 'endswith' || field === null, comparison === 'contains' || comparison === 'startswith' || field === null));
     // Encoded values compare case-insensitively too, as Sigma backends do (noted in docs/detection.md).
+    // Keywords keep their own tests: the event's joined keyword text is long, and V8's substring
+    // search over it beats an automaton pass for the few keyword rules an event meets.
     if (!cased && ctx.literals && field !== null) {
       // Literals go through the shared index; anything else keeps its own predicate. Without
       // `all`, the values of the item are alternatives: they join one test (below the loop).
@@ -460,7 +470,7 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
       for (const sh of shaped) {
         const shape = literalShape(sh.mapLiterals((t) => t.toLowerCase()));
         if (shape) {
-          const id = ctx.literals.register(field, shape.text);
+          const id = ctx.literals.register(field ?? KEYWORDS_KEY, shape.text);
           group.wanted.set(id, (group.wanted.get(id) ?? 0) | shape.bit);
         } else group.others.push(stringPredicate(sh, false));
         group.direct.push(stringPredicate(sh, false));
@@ -474,7 +484,7 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
     preds.push((e) => source(e)?.some(test) ?? false);
   }
 
-  if (shared) preds.push(literalTest(shared, ctx.literals!, field!, readAllLower));
+  if (shared) preds.push(literalTest(shared, ctx.literals!, field, readAllLower));
   let matcher: Pred;
   if (preds.length === 1) matcher = preds[0]!;
   else if (all) matcher = (e) => preds.every((p) => p(e));
@@ -483,6 +493,8 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
     const inner = matcher;
     // neq: the field is present and different from every value.
     matcher = field === null ? (e) => !inner(e) : (e) => read(e, field) !== undefined && !inner(e);
+  } else if (matcher !== preds[0]) {
+    withTrigger(matcher, all ? triggerOfAll(preds) : triggerOfAny(preds));
   }
   // A rough cost, so conditions can test cheap items first (regular expressions and keyword
   // searches over the whole event are the dear ones).
