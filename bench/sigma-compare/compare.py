@@ -7,7 +7,7 @@ matching event indices per rule is compared with the engine's (dump-engine.ts ou
 
 Two converters:
   * pySigma + pysigma-backend-sqlite + the sysmon and windows-logsource pipelines, when those
-    packages are importable (requirements.txt), selected with --converter pysigma;
+    packages are importable (requirements-pysigma.txt), selected with --converter pysigma;
   * a built-in converter (default) that follows the same backend's SQL semantics (= with NOCASE,
     LIKE ... ESCAPE '\\', GLOB for |cased, REGEXP through Python's re.search) and the same
     pipelines' logsource conditions. It is independent of the TypeScript engine's code.
@@ -490,14 +490,50 @@ class Converter:
         return where, ls_params + params
 
 
-def pysigma_queries(text: str) -> list[str]:
-    """Queries of one rule document by pySigma (optional: only with --converter pysigma)."""
-    from sigma.backends.sqlite import sqliteBackend
-    from sigma.collection import SigmaCollection
-    from sigma.pipelines.sysmon import sysmon_pipeline
-    from sigma.pipelines.windows import windows_logsource_pipeline
-    backend = sqliteBackend(sysmon_pipeline() + windows_logsource_pipeline())
-    return [str(x).replace('<TABLE_NAME>', 'events') for x in backend.convert(SigmaCollection.from_yaml(text))]
+class PySigmaConverter:
+    """The official converter: pySigma + pySigma-backend-sqlite + the sysmon and windows-logsource
+    pipelines (requirements-pysigma.txt), imported from the normal module path (PYTHONPATH)."""
+
+    def __init__(self, table: str = 'events'):
+        import sigma
+        from sigma.backends.sqlite import sqliteBackend
+        from sigma.collection import SigmaCollection
+        from sigma.pipelines.sysmon import sysmon_pipeline
+        from sigma.pipelines.windows import windows_logsource_pipeline
+        # pySigma 1.5+ validates regular expressions with google-re2 by default (SafePolicy);
+        # matching is done by SQLite here (REGEXP = Python re), so validate with Python re too
+        # when the policy API exists, as Zircolite's Python matcher would accept them.
+        try:
+            from sigma.policy.profiles import TrustedPolicy
+            sigma.default_policy = TrustedPolicy
+        except ImportError:
+            pass
+        self.collection = SigmaCollection
+        # sysmon (category -> EventID, service sysmon) must run before windows-logsources
+        # (service -> Channel), as the backend's README combines them.
+        self.backend = sqliteBackend(sysmon_pipeline() + windows_logsource_pipeline(), table=table)
+        self.table = table
+        self.versions = {name: _dist_version(name) for name in
+                         ('pysigma', 'pysigma-backend-sqlite', 'pysigma-pipeline-sysmon', 'pysigma-pipeline-windows')}
+
+    def queries(self, text: str) -> list[str]:
+        """SQL statements of one rule document, selecting the event index instead of *."""
+        out = []
+        for sql in self.backend.convert(self.collection.from_yaml(text)):
+            # Older backend versions ignore the table option and name their table themselves.
+            m = re.match(r'SELECT \* FROM \S+ WHERE ', sql) if isinstance(sql, str) else None
+            if m is None:
+                raise Unsupported(f'unexpected query shape: {str(sql)[:60]}')
+            out.append('SELECT idx FROM events WHERE ' + sql[m.end():])
+        return out
+
+
+def _dist_version(name: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return 'not installed as a distribution'
 
 
 # --- rules -------------------------------------------------------------------------------------------
@@ -530,7 +566,8 @@ def main() -> None:
     ap.add_argument('--sigma-dir', default=os.environ.get('SIGMA_DIR', os.path.join(shared, 'sigma-rules')))
     ap.add_argument('--events-dir', default=os.environ.get('EVENTS_DIR', os.path.join(shared, 'windows-events')))
     ap.add_argument('--db', default='/tmp/sigma-compare-events.sqlite', help='SQLite cache of the events table')
-    ap.add_argument('--converter', choices=('builtin', 'pysigma'), default='builtin')
+    ap.add_argument('--converter', choices=('builtin', 'pysigma'), default='builtin',
+                    help='pysigma: the official pySigma + SQLite backend + sysmon/windows pipelines from the module path')
     ap.add_argument('--sql-nulls', action='store_true', help='keep SQL NULL logic (as pySigma/Zircolite): NOT over a missing field is false')
     ap.add_argument('--out', default='/tmp/sigma-compare-result.json', help='per-rule details (JSON)')
     args = ap.parse_args()
@@ -551,6 +588,14 @@ def main() -> None:
     if n_events != engine['events']:
         sys.exit(f'event count differs: reference {n_events}, engine {engine["events"]}')
 
+    pysigma = None
+    if args.converter == 'pysigma':
+        try:
+            pysigma = PySigmaConverter()
+        except ImportError as e:
+            sys.exit(f'--converter pysigma: {e}; install requirements-pysigma.txt (see README.md)')
+        print('pySigma: ' + ', '.join(f'{k} {v}' for k, v in pysigma.versions.items()), file=sys.stderr)
+
     channel_of = {}
     for idx, ch, eid, et in db.execute(f'SELECT idx, lower({q(cols.get("channel", "Channel"))}), {q(cols.get("eventid", "EventID"))}, '
                                        f'{q(cols.get("eventtype", "EventType"))} FROM events'):
@@ -569,10 +614,9 @@ def main() -> None:
                 sys.exit(f'rule keys do not line up at {key}: {ours["id"]} vs {doc.get("id")}')
             try:
                 if args.converter == 'pysigma':
-                    queries = pysigma_queries(text)
                     ref = set()
-                    for sql in queries:
-                        ref |= {row[0] for row in db.execute(sql.replace('SELECT *', 'SELECT idx', 1))}
+                    for sql in pysigma.queries(text):
+                        ref |= {row[0] for row in db.execute(sql)}
                 else:
                     where, params = Converter(cols, args.sql_nulls).rule(doc)
                     ref = {row[0] for row in db.execute(f'SELECT idx FROM events WHERE {where}', params)}
