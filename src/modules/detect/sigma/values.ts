@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { RE2JS } from 're2js';
 import { HIT_ANYWHERE, HIT_AT_END, HIT_AT_START, HIT_WHOLE, type LiteralIndex } from './literals.js';
+import { requiredLiterals } from './regex-literals.js';
 import { triggerOfAll, triggerOfAny, withTrigger } from './trigger.js';
 
 /**
@@ -422,7 +423,16 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
       } catch (err) {
         throw new SigmaValueError('invalid_regex', `regular expression on ${label} does not compile: ${(err as Error).message}`);
       }
-      preds.push((e) => readAll(e)?.some((t) => re.matcher(t).find()) ?? false);
+      const test = (e: FieldAccess) => readAll(e)?.some((t) => re.matcher(t).find()) ?? false;
+      // The literals the expression cannot match without make its trigger, so re2js only runs
+      // on events that have one of them (regex-literals.ts).
+      const required = ctx.literals && field !== null ? requiredLiterals(String(value), has('i')) : null;
+      if (required) {
+        const wanted = new Map<number, number>();
+        for (const lit of required) wanted.set(ctx.literals!.register(field!, lit), HIT_ANYWHERE);
+        withTrigger(test, [{ index: ctx.literals!, field, wanted }]);
+      }
+      preds.push(test);
       continue;
     }
     // Strings: run the transforms in the order written, then compare.
