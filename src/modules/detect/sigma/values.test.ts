@@ -241,6 +241,19 @@ describe('keywords', () => {
     expect(matches('', ['7045'], doc)).toBe(true);
   });
 
+  it('literal keywords (tested as one expression) keep regular-expression characters literal', () => {
+    const keywords = ['a.b', '(x|y)', '\\mimilib.dll', 'c*d', '$^[]{}+?'];
+    expect(matches('', keywords, { Message: 'AXB' })).toBe(false);
+    expect(matches('', keywords, { Message: 'a.b' })).toBe(true);
+    expect(matches('', keywords, { Message: 'x' })).toBe(false);
+    expect(matches('', keywords, { Message: '(X|Y)' })).toBe(true);
+    expect(matches('', keywords, { Message: 'C:\\Temp\\MIMILIB.DLL' })).toBe(true);
+    expect(matches('', keywords, { Message: 'c then d' })).toBe(true); // c*d is a wildcard, not a literal
+    expect(matches('', keywords, { Message: 'cd' })).toBe(true);
+    expect(matches('', keywords, { Message: '$^[]{}+?' })).toBe(true);
+    expect(matches('', keywords, { Message: 'nothing' })).toBe(false);
+  });
+
   it('never match null keywords', () => {
     expect(matches('', [null], doc)).toBe(false);
   });

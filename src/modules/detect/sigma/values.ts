@@ -372,6 +372,10 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
   type Pred = (e: FieldAccess) => boolean;
   const preds: Pred[] = [];
   let shared: LiteralGroup | undefined;
+  // Case-insensitive keyword values that are plain `contains` literals (nearly all): one regular
+  // expression over the joined keyword text finds any of them several times faster than one
+  // substring search per value (V8 skips ahead over the alternation).
+  const keywordLiterals: string[] = [];
   for (const value of values) {
     if (value === null) {
       preds.push(field === null ? () => false : (e) => {
@@ -488,6 +492,16 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
       if (all) preds.push(literalTest(group, ctx.literals, field, readAllLower));
       continue;
     }
+    if (field === null && !cased && !all) {
+      const rest = shaped.filter((sh) => {
+        const shape = literalShape(sh.mapLiterals((t) => t.toLowerCase()));
+        if (shape?.bit !== HIT_ANYWHERE) return true;
+        keywordLiterals.push(shape.text);
+        return false;
+      });
+      if (rest.length === 0) continue;
+      shaped.splice(0, shaped.length, ...rest);
+    }
     const tests = shaped.map((s) => stringPredicate(s, cased));
     const test = tests.length === 1 ? tests[0]! : (t: string) => tests.some((f) => f(t));
     const source = cased ? readAll : readAllLower;
@@ -495,6 +509,10 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
   }
 
   if (shared) preds.push(literalTest(shared, ctx.literals!, field, readAllLower));
+  if (keywordLiterals.length > 0) {
+    const any = new RegExp(keywordLiterals.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
+    preds.push((e) => readAllLower(e)?.some((t) => any.test(t)) ?? false);
+  }
   let matcher: Pred;
   if (preds.length === 1) matcher = preds[0]!;
   else if (all) matcher = (e) => preds.every((p) => p(e));
