@@ -27,7 +27,7 @@ interface Automaton {
    * The full transition table over ASCII (state × 128 → state), failure links folded in. Other
    * characters take the goto/fail path; when no literal has one, they lead straight to the root.
    */
-  dfa: Int32Array;
+  dfa: Int32Array | Uint16Array;
   /** Whether any literal contains a non-ASCII character. */
   wide: boolean;
 }
@@ -83,7 +83,8 @@ class FieldLiterals {
     const report = new Int32Array(next.length);
     for (let st = 0; st < next.length; st++) report[st] = out[st] ? st : dict[st]!;
     const wide = [...this.ids.keys()].some((t) => [...t].some((ch) => ch.charCodeAt(0) >= ASCII));
-    const dfa = new Int32Array(next.length * ASCII);
+    // 16-bit states when they fit: half the table, so more of it stays in cache during a scan.
+    const dfa = next.length <= 0xffff ? new Uint16Array(next.length * ASCII) : new Int32Array(next.length * ASCII);
     // Breadth-first, so a state's fail target already has its row.
     for (const st of [0, ...queue]) {
       const row = st * ASCII;
@@ -100,15 +101,8 @@ class FieldLiterals {
   scan(texts: string[]): Map<number, number> {
     const a = (this.automaton ??= this.build());
     const hits = new Map<number, number>();
-    const record = (id: number, end: number, length: number) => {
-      const start = end - this.lengths[id]! + 1;
-      let bits = HIT_ANYWHERE;
-      if (start === 0) bits |= HIT_AT_START;
-      if (end === length - 1) bits |= HIT_AT_END;
-      if (start === 0 && end === length - 1) bits |= HIT_WHOLE;
-      hits.set(id, (hits.get(id) ?? 0) | bits);
-    };
     const { dfa, report, wide } = a;
+    const lengths = this.lengths;
     for (const text of texts) {
       let s = 0;
       for (let i = 0; i < text.length; i++) {
@@ -125,7 +119,13 @@ class FieldLiterals {
         }
         let o = report[s]!;
         while (o > 0) {
-          for (const id of a.out[o]!) record(id, i, text.length);
+          for (const id of a.out[o]!) {
+            const start = i - lengths[id]! + 1;
+            let bits = HIT_ANYWHERE;
+            if (start === 0) bits |= HIT_AT_START;
+            if (i === text.length - 1) bits |= start === 0 ? HIT_AT_END | HIT_WHOLE : HIT_AT_END;
+            hits.set(id, (hits.get(id) ?? 0) | bits);
+          }
           o = a.dict[o]!;
         }
       }
