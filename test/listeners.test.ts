@@ -71,6 +71,23 @@ describe('network listeners', () => {
     expect(tcp.find((e) => e.message === 'tcp newline framed')!['syslog.sd.meta@1.case']).toBe('42');
   });
 
+  it('stores every line of a sender that writes many batches and closes at once', async () => {
+    // 7 batches of 50 in one write, then the connection ends: more than the batches a connection
+    // may have in flight, so some are still waiting when the socket is gone.
+    const sock = connect(ports.jsonlTcp!, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.end(Array.from({ length: 350 }, (_, i) => `${JSON.stringify({ tag: 'burst-then-close', n: i })}\n`).join(''));
+    const deadline = Date.now() + 15_000;
+    let count = 0;
+    while (Date.now() < deadline) {
+      const res = await t.app.inject({ method: 'POST', url: `/api/v1/workspaces/${ws.id}/events/count`, headers: owner.headers, payload: { from: '2000-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z', query: 'tag:burst-then-close' } });
+      count = res.json().count as number;
+      if (count >= 350) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(count).toBe(350);
+  });
+
   it('keeps listening after garbage bytes, and rejects what cannot be parsed alone', async () => {
     const sock = connect(ports.jsonlTcp!, '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));

@@ -189,7 +189,8 @@ export async function startListener(pipeline: IngestPipeline, logger: Logger, op
     const submit = async () => {
       clearTimeout(timer);
       timer = undefined;
-      if (pending.length === 0 || socket.destroyed) return;
+      // Lines already read are stored (and counted) even when the sender has gone meanwhile.
+      if (pending.length === 0) return;
       if (inFlight >= MAX_IN_FLIGHT) {
         socket.pause();
         return;
