@@ -138,6 +138,22 @@ describe.each(implementations)('Database contract: $name', ({ enabled, setup }) 
     expect(rows[0]!.n).toBe(20_000);
   });
 
+  it.skipIf(!enabled)('commits the rows and a following statement together, or neither', async () => {
+    await db.exec('CREATE TABLE t_copy3 (id int NOT NULL); CREATE TABLE t_copy3_count (n int NOT NULL CHECK (n < 100))');
+    await db.exec('INSERT INTO t_copy3_count VALUES (0)');
+    const count = (n: number) => ({ then: { sql: 'UPDATE t_copy3_count SET n = n + $1', params: [n] } });
+    expect(await db.copyFrom('t_copy3', ['id'], [[1], [2]], count(2))).toBe(2);
+    // The statement fails (the CHECK): the rows go too.
+    await expect(db.copyFrom('t_copy3', ['id'], [[3]], count(500))).rejects.toThrow();
+    // A bad row: the statement does not run.
+    await expect(db.copyFrom('t_copy3', ['id'], [[4], ['x']], count(1))).rejects.toThrow();
+    const rows = (await db.query<{ id: number }>('SELECT id FROM t_copy3 ORDER BY id')).rows.map((r) => r.id);
+    const n = (await db.query<{ n: number }>('SELECT n FROM t_copy3_count')).rows[0]!.n;
+    expect({ rows, n }).toEqual({ rows: [1, 2], n: 2 });
+    // The connection is usable afterwards (no transaction left open).
+    expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
   it.skipIf(!enabled)('refuses identifiers that are not plain names', async () => {
     await expect(db.copyFrom('t_copy2; DROP TABLE t_copy2', ['id'], [[1]])).rejects.toThrow(/Invalid SQL identifier/);
     await expect(db.copyFrom('t_copy2', ['id"; --'], [[1]])).rejects.toThrow(/Invalid SQL identifier/);

@@ -3,7 +3,7 @@ import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { pgcrypto } from '@electric-sql/pglite/contrib/pgcrypto';
 import { encodeCopyRow } from './copy-encoding.js';
-import { quoteIdentifier, type Database, type Queryable, type QueryResult } from './types.js';
+import { quoteIdentifier, type CopyOptions, type Database, type Queryable, type QueryResult } from './types.js';
 
 type PGliteLike = Pick<PGlite, 'query' | 'exec'> | Transaction;
 
@@ -55,7 +55,7 @@ export class PgliteDatabase implements Database {
     return this.db.transaction((tx) => fn(wrap(tx)));
   }
 
-  async copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>): Promise<number> {
+  async copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>, options: CopyOptions = {}): Promise<number> {
     // PGlite reads COPY input from a virtual /dev/blob, so the batch is assembled first; callers
     // bound batch sizes (the ingest queue does), which keeps this bounded too.
     let text = '';
@@ -67,7 +67,15 @@ export class PgliteDatabase implements Database {
     if (count === 0) return 0;
     const sql = `COPY ${quoteIdentifier(table)} (${columns.map(quoteIdentifier).join(', ')}) FROM '/dev/blob'`;
     // One string, encoded once: a Blob of one part per row costs an encoding call per row.
-    await this.db.query(sql, [], { blob: new Blob([text]) });
+    const blob = new Blob([text]);
+    const then = options.then;
+    if (!then) await this.db.query(sql, [], { blob });
+    else {
+      await this.db.transaction(async (tx) => {
+        await tx.query(sql, [], { blob });
+        await tx.query(then.sql, (then.params ?? []) as unknown[]);
+      });
+    }
     return count;
   }
 

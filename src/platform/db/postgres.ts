@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Config } from '../../config/load.js';
 import { from as copyFromStream } from 'pg-copy-streams';
 import { encodeCopyRow } from './copy-encoding.js';
-import { quoteIdentifier, type Database, type Queryable, type QueryResult } from './types.js';
+import { quoteIdentifier, type CopyOptions, type Database, type Queryable, type QueryResult } from './types.js';
 
 export type PostgresOptions = Omit<Config['database'], 'url'> & {
   url: string;
@@ -108,7 +108,7 @@ export class PostgresDatabase implements Database {
     }
   }
 
-  async copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>): Promise<number> {
+  async copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>, options: CopyOptions = {}): Promise<number> {
     const sql = `COPY ${quoteIdentifier(table)} (${columns.map(quoteIdentifier).join(', ')}) FROM STDIN`;
     const client = await this.pool.connect();
     let count = 0;
@@ -126,10 +126,19 @@ export class PostgresDatabase implements Database {
       }
       if (chunk) yield chunk;
     }
+    const then = options.then;
     try {
+      if (then) await client.query('BEGIN');
       const stream = client.query(copyFromStream(sql));
       await pipeline(Readable.from(chunks()), stream);
+      if (then) {
+        await client.query(then.sql, then.params as unknown[] | undefined);
+        await client.query('COMMIT');
+      }
       return count;
+    } catch (err) {
+      if (then) await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
     } finally {
       client.release();
     }

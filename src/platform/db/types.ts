@@ -16,6 +16,10 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+export interface CopyOptions {
+  then?: { sql: string; params?: readonly unknown[] };
+}
+
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
@@ -24,8 +28,11 @@ export interface Database extends Queryable {
    * Bulk-loads rows with COPY, the fastest way into PostgreSQL. `columns` name the table's
    * columns in row order; values are strings, numbers, booleans, Dates, null, or objects (sent as JSON).
    * Returns the number of rows written. All rows are written or none.
+   *
+   * `options.then` is one more statement run in the same transaction after the rows (e.g. one
+   * that counts them): the rows and its effect commit together or not at all.
    */
-  copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>): Promise<number>;
+  copyFrom(table: string, columns: readonly string[], rows: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>, options?: CopyOptions): Promise<number>;
   /** Throws when the database is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
