@@ -83,6 +83,29 @@ describe('HTTP ingestion', () => {
     const [win] = (await search('note:win-time')).events;
     expect(win).toMatchObject({ timestamp: '2026-11-20T12:28:44.333Z', 'event.action': 'logon-failed', 'event.outcome': 'failure', 'host.name': 'WS5', 'user.name': 'admin', 'source.ip': '10.9.9.9', EventID: 4625 });
   });
+
+  it('stores the message once and gives documents back whole', async () => {
+    const windowsMessage = 'An account failed to log on.\r\n\tAccount Name:\t\tadmin \\ "quoted"';
+    const res = await t.app.inject({
+      method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${ingestKey}` },
+      payload: [
+        { '@timestamp': '2026-11-20T12:00:00Z', note: 'stored-doc', Message: windowsMessage, EventID: 4625, Channel: 'Security' },
+        { '@timestamp': '2026-11-20T12:00:01Z', note: 'stored-doc', message: 'own message field' },
+        { '@timestamp': '2026-11-20T12:00:02Z', note: 'stored-doc', message: 42 },
+        { '@timestamp': '2026-11-20T12:00:03Z', note: 'stored-doc', other: 'no message at all' },
+      ],
+    });
+    expect(res.json()).toMatchObject({ stored: 4 });
+    // In the table: `message` is left out of doc wherever it equals the column…
+    const { rows } = await t.app.platform.db.query<{ message: string | null; doc: Record<string, unknown> }>(
+      "SELECT message, doc FROM events WHERE workspace_id = $1 AND doc ->> 'note' = 'stored-doc' ORDER BY ts", [ws.id]);
+    expect(rows.map((r) => [r.message, 'message' in r.doc, r.doc.message])).toEqual([[windowsMessage, false, undefined], ['own message field', false, undefined], ['42', true, 42], [null, false, undefined]]);
+    expect(rows[0]!.doc.Message).toBe(windowsMessage);
+    // …and every reader gets it back.
+    const events = (await search('note:stored-doc', { sort: 'asc' })).events as Array<Record<string, unknown>>;
+    expect(events.map((e) => e.message)).toEqual([windowsMessage, 'own message field', 42, undefined]);
+    expect((await search('message:"own message"')).events).toHaveLength(1);
+  });
 });
 
 describe('Elasticsearch-compatible API', () => {
@@ -202,6 +225,9 @@ describe('search API', () => {
       expect(c.received).toBe(c.stored + c.rejected + c.dropped);
     }
     expect(stats.sources.http.rejectedByReason).toMatchObject({ not_an_object: 1, invalid_json: 1 });
+    // Stored is what the store holds, since it is counted in the transaction that stores.
+    const inStore = await t.app.platform.db.query<{ source: string; n: number }>('SELECT source, count(*)::int AS n FROM events WHERE workspace_id = $1 GROUP BY source', [ws.id]);
+    for (const { source, n } of inStore.rows) expect(stats.sources[source].stored).toBe(n);
     const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(new RegExp(`siq_ingest_events_total\\{source="http",workspace="${ws.id}",outcome="stored"\\} \\d+`));
   });

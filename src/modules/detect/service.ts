@@ -6,6 +6,7 @@ import { withWorkspace } from '../../platform/db/tenant.js';
 import type { Queryable } from '../../platform/db/types.js';
 import type { AlertService } from '../alerts/service.js';
 import type { Detection, EventRef, Severity } from '../alerts/types.js';
+import { eventDocSql } from '../events/stored-doc.js';
 import { DetectionEngine, type EngineRule } from './engine.js';
 import { EventView, loadMapping, type Mapping } from './mapping.js';
 import { importYamlText, type ImportResult, type RejectedRule } from './rules/import.js';
@@ -474,7 +475,7 @@ export class DetectionService {
     for (;;) {
       const after: { ts: Date; id: string } | null = cursor;
       const page: DetectableEvent[] = await withWorkspace(this.platform.db, workspaceId, async (tx): Promise<DetectableEvent[]> => (await tx.query<DetectableEvent>(
-        `SELECT id, ts, doc FROM events WHERE workspace_id = $1 AND ts >= $2 AND ts < $3 ${after ? 'AND (ts, id) > ($4, $5)' : ''} ORDER BY ts, id LIMIT 2000`,
+        `SELECT id, ts, ${eventDocSql()} AS doc FROM events WHERE workspace_id = $1 AND ts >= $2 AND ts < $3 ${after ? 'AND (ts, id) > ($4, $5)' : ''} ORDER BY ts, id LIMIT 2000`,
         after ? [workspaceId, range.from, range.to, after.ts, after.id] : [workspaceId, range.from, range.to])).rows);
       if (page.length === 0) break;
       const detections = await this.process(workspaceId, page, { rules, windows, raise: range.raiseAlerts === true });

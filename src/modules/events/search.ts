@@ -1,10 +1,11 @@
 import { SiqError } from '../../errors.js';
 import type { Queryable } from '../../platform/db/types.js';
+import { compileQuery, defaultSchema } from './query/compile.js';
+import { parseQuery } from './query/parser.js';
+import { eventDocSql } from './stored-doc.js';
 
 /** Fewer matches than this count as rare (searched through the text index, then sorted). */
 const RARE_LIMIT = 2000;
-import { compileQuery, defaultSchema } from './query/compile.js';
-import { parseQuery } from './query/parser.js';
 
 export interface SearchRange {
   workspaceId: string;
@@ -41,7 +42,7 @@ export async function searchEvents(db: Queryable, r: SearchRange & { sort?: 'asc
     cursor = ` AND (ts, id) ${desc ? '<' : '>'} ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
   }
   const order = desc ? 'ts DESC, id DESC' : 'ts ASC, id ASC';
-  const statement = `SELECT id, ts, doc FROM events WHERE ${sql}${cursor} ORDER BY ${order} LIMIT ${size}`;
+  const statement = `SELECT id, ts, ${eventDocSql()} AS doc FROM events WHERE ${sql}${cursor} ORDER BY ${order} LIMIT ${size}`;
   // PostgreSQL cannot estimate how rare a word is, so for full-text and wildcard searches it may
   // walk the time index and filter millions of rows to find a needle. A capped count through
   // the text index tells rare from common; rare searches then go through that index. (SET LOCAL

@@ -6,6 +6,7 @@ import type { Queryable } from '../../platform/db/types.js';
 import type { Platform } from '../../platform/index.js';
 import type { Actor, Alert, AlertService } from '../alerts/service.js';
 import { SEVERITIES, severityRank, type EventRef, type Severity } from '../alerts/types.js';
+import { eventDocSql } from '../events/stored-doc.js';
 import { extractObservables, normaliseObservable, OBSERVABLE_TYPES, type ObservableType } from './observables.js';
 
 export type { Actor } from '../alerts/service.js';
@@ -581,7 +582,7 @@ export class IncidentService {
     const seen = new Set<string>();
     const unique = valid.filter((r) => (seen.has(r.id) ? false : (seen.add(r.id), true)));
     const { rows } = await tx.query<{ id: string; ts: Date; doc: Record<string, unknown> }>(
-      `SELECT e.id, e.ts, e.doc FROM unnest($2::uuid[], $3::timestamptz[]) AS r(id, ts)
+      `SELECT e.id, e.ts, ${eventDocSql('e')} AS doc FROM unnest($2::uuid[], $3::timestamptz[]) AS r(id, ts)
        JOIN events e ON e.workspace_id = $1 AND e.id = r.id AND e.ts = r.ts ORDER BY e.ts, e.id`,
       [workspaceId, unique.map((r) => r.id), unique.map((r) => new Date(r.ts))],
     );

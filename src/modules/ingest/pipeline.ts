@@ -4,6 +4,7 @@ import { SiqError } from '../../errors.js';
 import { encodeCopyRow } from '../../platform/db/copy-encoding.js';
 import type { Platform } from '../../platform/index.js';
 import { dayStart, PartitionManager } from '../events/partitions.js';
+import { storedDocJson } from '../events/stored-doc.js';
 import { normalize, RejectedEvent, type Flat, type NormalizedEvent } from './normalize.js';
 
 /** One item a source parsed: an object to normalise, or a parse error for that item alone. */
@@ -32,7 +33,8 @@ interface Pending {
 export const EVENT_COLUMNS = ['id', 'workspace_id', 'ts', 'received_at', 'source', 'event_category', 'event_action', 'event_outcome', 'event_severity', 'host_name', 'source_ip', 'destination_ip', 'user_name', 'message', 'doc'];
 
 function row(id: string, workspaceId: string, e: NormalizedEvent, receivedAt: Date | string): unknown[] {
-  return [id, workspaceId, e.ts, receivedAt, e.source, e.category, e.action, e.outcome, e.severity, e.hostName, e.sourceIp, e.destinationIp, e.userName, e.message, e.doc];
+  // The document goes as JSON text (a string is escaped for COPY like any text value).
+  return [id, workspaceId, e.ts, receivedAt, e.source, e.category, e.action, e.outcome, e.severity, e.hostName, e.sourceIp, e.destinationIp, e.userName, e.message, storedDocJson(e)];
 }
 
 /**

@@ -21,15 +21,24 @@ export function escapeCopyText(text: string): string {
 
 const dropNul = (_key: string, v: unknown): unknown => (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '') : v);
 
+/** JSON text of a value for a json/jsonb column (NULs dropped from strings, as jsonb refuses `\u0000`). */
+export function jsonText(value: unknown): string {
+  const json = JSON.stringify(value);
+  // The replacer makes stringify several times slower, so it runs only when a NUL may be there
+  // (the test also matches an escaped backslash before "u0000", which the replacer keeps).
+  return json.includes('\\u0000') ? JSON.stringify(value, dropNul) : json;
+}
+
 /** An object as JSON for a json/jsonb column, in COPY text. */
 export function encodeCopyJson(value: unknown): string {
-  let json = JSON.stringify(value);
-  // jsonb refuses \u0000, so strings inside objects lose their NULs as text values do. The
-  // replacer makes stringify several times slower, so it runs only when a NUL may be there
-  // (the test also matches an escaped backslash before "u0000", which the replacer keeps).
-  if (json.includes('\\u0000')) json = JSON.stringify(value, dropNul);
-  // JSON text never holds a raw tab, newline, CR or NUL (stringify escapes control characters):
-  // only backslashes need doubling.
+  return copyJson(jsonText(value));
+}
+
+/**
+ * JSON text as a COPY text value. JSON text never holds a raw tab, newline, CR or NUL
+ * (stringify escapes control characters): only backslashes need doubling.
+ */
+export function copyJson(json: string): string {
   return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json;
 }
 
