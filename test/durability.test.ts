@@ -108,6 +108,11 @@ describe.each(implementations)('acknowledged events survive SIGKILL: $name', ({ 
     }
     const lost = [...acked].filter((seq) => !stored.has(seq));
     expect(lost).toEqual([]);
+    // The counters survived the kill and add up: stored is exactly what the store holds (it is
+    // counted in the transaction that stores), received is stored + rejected + dropped.
+    const { sources } = await (await fetch(`${base}/workspaces/${ws.id}/ingest/stats`, { headers })).json() as { sources: Record<string, { received: number; stored: number; rejected: number; dropped: number }> };
+    expect(sources.http!.stored).toBe(stored.size);
+    expect(sources.http!.received).toBe(sources.http!.stored + sources.http!.rejected + sources.http!.dropped);
     second.child.kill('SIGTERM');
     await exited(second.child);
   }, 180_000);

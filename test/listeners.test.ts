@@ -101,7 +101,7 @@ describe('network listeners', () => {
     await new Promise<void>((resolve) => udp.send(Buffer.from('\u0000garbage\n{"tag":"jsonl-udp"}\n'), ports.jsonlUdp!, '127.0.0.1', () => resolve()));
     udp.close();
     expect(await find('tag:jsonl-udp', 1)).toHaveLength(1);
-    const stats = t.app.ingest.stats(ws.id).jsonl!;
+    const stats = (await t.app.ingest.stats(ws.id)).jsonl!;
     expect(stats.rejectedByReason.invalid_json).toBeGreaterThanOrEqual(3);
     expect(stats.received).toBe(stats.stored + stats.rejected + stats.dropped);
     // Still listening.

@@ -81,7 +81,7 @@ export async function eventRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: { workspaceId: string } }>(
     '/workspaces/:workspaceId/ingest/stats',
-    { onRequest: workspaceAccess('ingest:read', 'ingest'), schema: { tags: ['ingest'], summary: 'Events received, stored, rejected (by reason) and dropped, per source, since this process started' } },
-    async (request) => ({ sources: app.ingest.stats(request.params.workspaceId), queuedEvents: app.ingest.queuedEvents }),
+    { onRequest: workspaceAccess('ingest:read', 'ingest'), schema: { tags: ['ingest'], summary: 'Events received, stored, rejected (by reason) and dropped, per source, counted by every process since the workspace began (received = stored + rejected + dropped)' } },
+    async (request) => ({ sources: await app.ingest.stats(request.params.workspaceId), queuedEvents: app.ingest.queuedEvents }),
   );
 }

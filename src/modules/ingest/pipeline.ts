@@ -12,12 +12,51 @@ export type RawItem = { value: unknown; extra?: Flat } | { error: string; messag
 
 export type ItemResult = { status: 'stored' } | { status: 'rejected'; reason: string; message: string };
 
+/** What happened to a source's events in one workspace; `received` is the sum of the others. */
 export interface SourceCounters {
   received: number;
   stored: number;
   rejected: number;
   dropped: number;
   rejectedByReason: Record<string, number>;
+}
+
+type Outcome = 'stored' | 'rejected' | 'dropped';
+
+/** Adds counts to `ingest_counters` (one row per workspace, source, outcome and reason). */
+const COUNT_SQL = `INSERT INTO ingest_counters AS c (workspace_id, source, outcome, reason, events)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[]) ORDER BY 1, 2, 3, 4
+ON CONFLICT (workspace_id, source, outcome, reason) DO UPDATE SET events = c.events + excluded.events, updated_at = now()`;
+
+/** Counts by workspace, source, outcome and reason, as the parameters of COUNT_SQL. */
+class Tally {
+  private readonly counts = new Map<string, number>();
+
+  add(workspaceId: string, source: string, outcome: Outcome, n: number, reason = ''): void {
+    const key = JSON.stringify([workspaceId, source, outcome, reason]);
+    this.counts.set(key, (this.counts.get(key) ?? 0) + n);
+  }
+
+  merge(other: Tally): void {
+    for (const [key, n] of other.counts) this.counts.set(key, (this.counts.get(key) ?? 0) + n);
+  }
+
+  get empty(): boolean {
+    return this.counts.size === 0;
+  }
+
+  /** Empties this tally into the statement that records it. */
+  take(): { sql: string; params: unknown[]; taken: Tally } {
+    const taken = new Tally();
+    taken.merge(this);
+    this.counts.clear();
+    const columns: unknown[][] = [[], [], [], [], []];
+    for (const [key, n] of taken.counts) {
+      (JSON.parse(key) as string[]).forEach((v, i) => columns[i]!.push(v));
+      columns[4]!.push(n);
+    }
+    return { sql: COUNT_SQL, params: columns, taken };
+  }
 }
 
 interface Pending {
@@ -91,7 +130,9 @@ export class IngestPipeline {
   private readonly maxWriters: number;
   private closed = false;
   private readonly partitions: PartitionManager;
-  private readonly counters = new Map<string, SourceCounters>();
+  /** Rejected and dropped counts not yet in `ingest_counters`; they go with the next COPY or flush. */
+  private readonly unrecorded = new Tally();
+  private readonly flushTimer: NodeJS.Timeout;
   private readonly maxQueued: number;
   private readonly batchSize: number;
   private readonly metric: Counter<'source' | 'workspace' | 'outcome'>;
@@ -112,16 +153,30 @@ export class IngestPipeline {
       ?? new Counter({ name: 'siq_ingest_events_total', help: 'Events by source, workspace and outcome (received, stored, rejected, dropped).', labelNames: ['source', 'workspace', 'outcome'], registers: [registry] });
     this.queueGauge = (registry.getSingleMetric('siq_ingest_queue_events') as Gauge | undefined)
       ?? new Gauge({ name: 'siq_ingest_queue_events', help: 'Events waiting to be written.', registers: [registry] });
+    this.flushTimer = setInterval(() => void this.flushCounts().catch(() => undefined), 1000);
+    this.flushTimer.unref();
   }
 
-  private count(workspaceId: string, source: string, outcome: 'received' | 'stored' | 'rejected' | 'dropped', n: number, reason?: string): void {
+  /**
+   * Counts in /metrics (this process) and, except `received` and `stored` (recorded with the
+   * COPY that stores them), towards `ingest_counters`.
+   */
+  private count(workspaceId: string, source: string, outcome: 'received' | Outcome, n: number, reason?: string): void {
     if (n === 0) return;
-    const key = `${workspaceId}|${source}`;
-    let c = this.counters.get(key);
-    if (!c) this.counters.set(key, (c = { received: 0, stored: 0, rejected: 0, dropped: 0, rejectedByReason: {} }));
-    c[outcome] += n;
-    if (reason) c.rejectedByReason[reason] = (c.rejectedByReason[reason] ?? 0) + n;
+    if (outcome === 'rejected' || outcome === 'dropped') this.unrecorded.add(workspaceId, source, outcome, n, reason);
     this.metric.inc({ source, workspace: workspaceId, outcome }, n);
+  }
+
+  /** Records the rejected and dropped counts not yet in the database. */
+  private async flushCounts(): Promise<void> {
+    if (this.unrecorded.empty) return;
+    const { sql, params, taken } = this.unrecorded.take();
+    try {
+      await this.platform.db.query(sql, params);
+    } catch (err) {
+      this.unrecorded.merge(taken);
+      throw err;
+    }
   }
 
   /** Counts events a source had to drop (UDP under pressure) without queueing them. */
@@ -218,11 +273,25 @@ export class IngestPipeline {
     }
   }
 
+  /**
+   * One COPY, with the count of what it stores (and the rejected and dropped counts waiting to
+   * be recorded) in the same transaction.
+   */
   private async copy(pending: Pending[]): Promise<void> {
     const times = new Set<number>();
     for (const p of pending) for (const e of p.events) times.add(dayStart(e.ts));
     await this.partitions.ensureFor(times);
-    await this.platform.db.copyFrom('events', EVENT_COLUMNS, rows(pending));
+    const tally = this.unrecorded;
+    for (const p of pending) tally.add(p.workspaceId, p.source, 'stored', p.events.length);
+    const { sql, params, taken } = tally.take();
+    try {
+      await this.platform.db.copyFrom('events', EVENT_COLUMNS, rows(pending), { then: { sql, params } });
+    } catch (err) {
+      // Not stored: the stored counts go, the others wait for the next chance.
+      for (const p of pending) taken.add(p.workspaceId, p.source, 'stored', -p.events.length);
+      this.unrecorded.merge(taken);
+      throw err;
+    }
   }
 
   /**
@@ -285,12 +354,20 @@ export class IngestPipeline {
     return this.platform.db.ping().then(() => true, () => false);
   }
 
-  /** Counters per source for one workspace. */
-  stats(workspaceId: string): Record<string, SourceCounters> {
+  /**
+   * Counters per source for one workspace, over every process and restart. An event counts once
+   * its outcome is known; events still queued are in `queuedEvents`.
+   */
+  async stats(workspaceId: string): Promise<Record<string, SourceCounters>> {
+    await this.flushCounts();
+    const { rows: counted } = await this.platform.db.query<{ source: string; outcome: Outcome; reason: string; events: number }>(
+      'SELECT source, outcome, reason, events FROM ingest_counters WHERE workspace_id = $1 ORDER BY source, outcome, reason', [workspaceId]);
     const out: Record<string, SourceCounters> = {};
-    for (const [key, c] of this.counters) {
-      const [ws, source] = key.split('|') as [string, string];
-      if (ws === workspaceId) out[source] = structuredClone(c);
+    for (const r of counted) {
+      const c = (out[r.source] ??= { received: 0, stored: 0, rejected: 0, dropped: 0, rejectedByReason: {} });
+      c[r.outcome] += r.events;
+      c.received += r.events;
+      if (r.outcome === 'rejected') c.rejectedByReason[r.reason] = (c.rejectedByReason[r.reason] ?? 0) + r.events;
     }
     return out;
   }
@@ -299,9 +376,11 @@ export class IngestPipeline {
     return this.queued;
   }
 
-  /** Stops taking events and waits for the queue to be written. */
+  /** Stops taking events, waits for the queue to be written and records the last counts. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.queued > 0 || this.writers > 0) await new Promise((r) => setTimeout(r, 20));
+    clearInterval(this.flushTimer);
+    await this.flushCounts().catch((err: unknown) => this.platform.logger.warn({ component: 'ingest', err: (err as Error).message }, 'the last ingest counts could not be recorded'));
   }
 }
