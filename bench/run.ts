@@ -10,7 +10,7 @@ const benches = readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'run.t
 let failed = 0;
 for (const file of benches) {
   console.log(`\n== ${file}`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', `${dir}${file}`], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', `${dir}${file}`], { stdio: 'inherit' });
   if (result.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);
