@@ -42,17 +42,24 @@ export async function searchEvents(db: Queryable, r: SearchRange & { sort?: 'asc
     cursor = ` AND (ts, id) ${desc ? '<' : '>'} ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
   }
   const order = desc ? 'ts DESC, id DESC' : 'ts ASC, id ASC';
-  const statement = `SELECT id, ts, ${eventDocSql()} AS doc FROM events WHERE ${sql}${cursor} ORDER BY ${order} LIMIT ${size}`;
+  let statement = `SELECT id, ts, ${eventDocSql()} AS doc FROM events WHERE ${sql}${cursor} ORDER BY ${order} LIMIT ${size}`;
   // PostgreSQL cannot estimate how rare a word is, so for full-text and wildcard searches it may
   // walk the time index and filter millions of rows to find a needle. A capped count through
-  // the text index tells rare from common; rare searches then go through that index. (SET LOCAL
-  // lasts until the end of the caller's transaction: searches run inside withWorkspace.)
+  // the text index tells rare from common. (SET LOCAL lasts until the end of the caller's
+  // transaction: searches run in one.)
   if (/search @@|ILIKE/.test(sql)) {
     // The probe and a rare search may use neither the time index nor a sequential scan, which
     // leaves the text index (a bitmap scan).
     await db.exec('SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off');
     const probe = await db.query<{ n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${sql}${cursor} LIMIT ${RARE_LIMIT}) hits`, params);
     if (probe.rows[0]!.n >= RARE_LIMIT) await db.exec('SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = on');
+    else {
+      // A rare search finds its few rows first and sorts them afterwards: the subquery has no
+      // order to keep (OFFSET 0 keeps the planner from merging it into the outer query), so the
+      // time index has nothing to offer. Switching plans off is not enough on its own: from
+      // PostgreSQL 18 (PGlite) a disabled index scan is still chosen when it looks cheaper.
+      statement = `SELECT id, ts, doc FROM (SELECT id, ts, ${eventDocSql()} AS doc FROM events WHERE ${sql}${cursor} OFFSET 0) AS hits ORDER BY ${order} LIMIT ${size}`;
+    }
   }
   const { rows } = await db.query<{ id: string; ts: Date; doc: Record<string, unknown> }>(statement, params);
   const events: EventView[] = rows.map((row) => {
