@@ -116,6 +116,9 @@ async function eventsTable(url: string): Promise<void> {
       let next = 0;
       await Promise.all(Array.from({ length: connections }, async () => {
         const client = await db.pool.connect();
+        // `gin-pending-<n>mb`: a larger pending list of the text index, merged in bigger batches.
+        const pending = /^gin-pending-(\d+)mb$/.exec(base)?.[1];
+        await client.query(`SET gin_pending_list_limit = '${pending ?? 4}MB'`);
         try {
           while (next < batches.length) {
             const text = batches[next++]!;
