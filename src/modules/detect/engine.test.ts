@@ -423,6 +423,62 @@ ${detection}
     });
   }
 
+  it('builds the literal automata when rules are loaded, not on the first event', () => {
+    const engine = indexedEngine(padding);
+    expect(engine.literals.prepared('CommandLine')).toBe(true);
+  });
+
+  describe('keyword rules (product: windows, as Mimikatz Use)', () => {
+    const engine = indexedEngine(`title: Mimikatz keywords
+logsource: {product: windows}
+detection:
+    keywords:
+        - 'sekurlsa::'
+        - 'Kiwi Legit Printer'
+        - '\\mimilib.dll'
+    filter:
+        EventID: 15
+    condition: keywords and not filter
+---
+title: All keywords
+logsource: {product: windows}
+detection:
+    keywords:
+        '|all':
+            - 'lsadump::'
+            - '/patch'
+    condition: keywords
+---
+title: Wildcard keyword
+logsource: {product: windows}
+detection:
+    keywords: 'invoke-*katz'
+    condition: keywords
+`);
+    const keys = (fields: Record<string, unknown>) => matchedKeys(engine, { Channel: 'Security', EventID: 4688, ...fields });
+    it('fire when a literal is in any field, whatever its case', () => {
+      expect(keys({ CommandLine: 'mimikatz SEKURLSA::LogonPasswords' })).toEqual(['k0']);
+      expect(keys({ 'winlog.event_data.Whatever': 'x', message: 'kiwi legit printer' })).toEqual(['k0']);
+      expect(keys({ Paths: ['c:\\a.dll', 'C:\\Temp\\MIMILIB.DLL'] })).toEqual(['k0']);
+      expect(keys({ Message: '\u212aiwi Legit Printer' })).toEqual(['k0']); // Kelvin sign lower-cases to k
+      expect(keys({ CommandLine: 'sekurlsa::', EventID: 15 })).toEqual([]);
+    });
+    it('with |all every literal, in one field or several', () => {
+      expect(keys({ CommandLine: 'lsadump::lsa /patch' })).toEqual(['k1']);
+      expect(keys({ CommandLine: 'LSADUMP::lsa', Extra: 'x /PATCH' })).toEqual(['k1']);
+      expect(keys({ CommandLine: 'lsadump::lsa' })).toEqual([]);
+    });
+    it('wildcards keep their meaning', () => {
+      expect(keys({ ScriptBlockText: 'Invoke-Mimikatz' })).toEqual(['k2']);
+      expect(keys({ ScriptBlockText: 'invoke-katz' })).toEqual(['k2']);
+      expect(keys({ ScriptBlockText: 'katz invoke-' })).toEqual([]);
+    });
+    it('do not fire otherwise', () => {
+      expect(keys({ CommandLine: 'sekurlsa:', Message: 'kiwi printer', Image: 'mimilib.dl' })).toEqual([]);
+      expect(keys({ A: 'sekur', B: 'lsa::' })).toEqual([]);
+    });
+  });
+
   it('a rule compiled for another engine is evaluated without its trigger', () => {
     const other = new DetectionEngine(mapping);
     const parsed = parseSigmaYaml(rule(`    selection:\n        CommandLine|contains: 'needle'\n    condition: selection`), other.compileContext());

@@ -93,6 +93,11 @@ export class DetectionEngine {
       if (entry.doc.kind === 'rule') this.addRule(entry as EngineRule<SigmaDetectionRule>, filters);
       else if (entry.doc.kind === 'correlation') this.addCorrelation(entry as EngineRule<SigmaCorrelationRule>);
     }
+    // Automata and trigger indexes now, so the first events do not pay for them.
+    this.literals.prepare();
+    const index = (groups: Map<string, RouteGroup>) => { for (const g of groups.values()) g.triggers ??= this.indexTriggers(g); };
+    index(this.generic);
+    for (const byId of this.byChannel.values()) for (const groups of byId.values()) index(groups);
   }
 
   private addRule(entry: EngineRule<SigmaDetectionRule>, filters: EngineRule<SigmaFilterRule>[]): void {
@@ -154,55 +159,56 @@ export class DetectionEngine {
   match(doc: Record<string, unknown>): Match[] {
     const view = new EventView(doc, this.mapping, null, this.literals);
     const matches: Match[] = [];
-    let seen: Set<string> | null = null;
     if (++this.stamp === 0xffffffff) this.resetMarks();
-    const stamp = this.stamp;
-    const run = (groups: Map<string, RouteGroup> | undefined) => {
-      if (!groups) return;
-      for (const group of groups.values()) {
-        if (!satisfies(view, group)) continue;
-        const t = (group.triggers ??= this.indexTriggers(group));
-        const { always, marks } = t;
-        for (const f of t.fields) {
-          const hits = view.withRenames(f.renames).literalHits(f.field);
-          if (hits.size === 0) continue;
-          if (hits.size <= f.wanted.size) {
-            for (const [id, bits] of hits) {
-              const wanting = f.wanted.get(id);
-              if (wanting) for (const w of wanting) if ((w.bits & bits) !== 0) marks[w.route] = stamp;
-            }
-          } else {
-            for (const [id, wanting] of f.wanted) {
-              const bits = hits.get(id);
-              if (bits !== undefined) for (const w of wanting) if ((w.bits & bits) !== 0) marks[w.route] = stamp;
-            }
-          }
-        }
-        // Routes in load order, as before triggers: the first alternative that matches names the view.
-        const routes = group.routes;
-        for (let i = 0; i < routes.length; i++) {
-          if (!always[i] && marks[i] !== stamp) continue;
-          const route = routes[i]!;
-          if (seen?.has(route.rule.key)) continue;
-          const v = view.withRenames(route.renames);
-          if (route.rule.doc.match(v)) {
-            (seen ??= new Set()).add(route.rule.key);
-            matches.push({ rule: route.rule, view: v });
-          }
-        }
-      }
-    };
     const channel = view.lowerTexts('Channel')?.[0];
     if (channel !== undefined) {
       const byId = this.byChannel.get(channel);
       if (byId) {
         const id = view.texts('EventID')?.[0];
-        if (id !== undefined) run(byId.get(id));
-        run(byId.get('*'));
+        if (id !== undefined) {
+          const groups = byId.get(id);
+          if (groups) this.run(view, groups, matches);
+        }
+        const any = byId.get('*');
+        if (any) this.run(view, any, matches);
       }
     }
-    run(this.generic);
+    this.run(view, this.generic, matches);
     return matches;
+  }
+
+  /** Evaluates the route groups an event reaches, adding the rules that match (each rule once). */
+  private run(view: EventView, groups: Map<string, RouteGroup>, matches: Match[]): void {
+    const stamp = this.stamp;
+    for (const group of groups.values()) {
+      if (!satisfies(view, group)) continue;
+      const t = (group.triggers ??= this.indexTriggers(group));
+      const { always, marks } = t;
+      for (const f of t.fields) {
+        const hits = view.withRenames(f.renames).literalHits(f.field);
+        if (hits.size === 0) continue;
+        if (hits.size <= f.wanted.size) {
+          for (const [id, bits] of hits) {
+            const wanting = f.wanted.get(id);
+            if (wanting) for (const w of wanting) if ((w.bits & bits) !== 0) marks[w.route] = stamp;
+          }
+        } else {
+          for (const [id, wanting] of f.wanted) {
+            const bits = hits.get(id);
+            if (bits !== undefined) for (const w of wanting) if ((w.bits & bits) !== 0) marks[w.route] = stamp;
+          }
+        }
+      }
+      // Routes in load order, as before triggers: the first alternative that matches names the view.
+      const routes = group.routes;
+      for (let i = 0; i < routes.length; i++) {
+        if (!always[i] && marks[i] !== stamp) continue;
+        const route = routes[i]!;
+        if (matches.length > 0 && alreadyMatched(matches, route.rule.key)) continue;
+        const v = view.withRenames(route.renames);
+        if (route.rule.doc.match(v)) matches.push({ rule: route.rule, view: v });
+      }
+    }
   }
 
   /** The inverted index of a group's route triggers (only triggers over this engine's literals count). */
@@ -246,6 +252,12 @@ function addTo(groups: Map<string, RouteGroup>, rest: Record<string, string[]>, 
   }
   group.routes.push(route);
   group.triggers = null;
+}
+
+/** Whether a rule (by key) is among an event's matches so far (a handful at most). */
+function alreadyMatched(matches: Match[], key: string): boolean {
+  for (let i = 0; i < matches.length; i++) if (matches[i]!.rule.key === key) return true;
+  return false;
 }
 
 function satisfies(view: EventView, group: RouteGroup): boolean {

@@ -5,6 +5,16 @@ import type { LiteralIndex } from './sigma/literals.js';
 import { textForms, type FieldAccess } from './sigma/values.js';
 
 const EMPTY_HITS: Map<number, number> = new Map();
+/** Texts at least this long are worth checking for a repeat before a keyword search. */
+const LONG_TEXT = 64;
+
+/** One field of an event view: its value, then its text forms and literal hits as they are needed. */
+class FieldEntry {
+  texts: string[] | null | undefined = undefined;
+  lower: string[] | null | undefined = undefined;
+  hits: Map<number, number> | undefined = undefined;
+  constructor(readonly value: unknown) {}
+}
 
 function addKeyword(keywords: Set<string>, x: unknown): void {
   if (typeof x === 'string') keywords.add(x);
@@ -104,12 +114,9 @@ export function alternativesFor(mapping: Mapping, ls: Logsource): { alternatives
  * cached so a thousand rules reading `CommandLine` lower-case it once.
  */
 export class EventView implements FieldAccess {
-  private readonly resolved = new Map<string, unknown>();
-  private readonly textCache = new Map<string, string[] | null>();
-  private readonly lowerCache = new Map<string, string[] | null>();
+  /** Sigma field name → its value and the forms derived from it, one entry per field read. */
+  private readonly fields = new Map<string, FieldEntry>();
   private renamedViews: Map<Record<string, string>, EventView> | null = null;
-
-  private hitCache: Map<string, Map<number, number>> | null = null;
   /** What does not depend on renames, shared with the renamed views of the same event. */
   private shared: { prefixed: Map<string, unknown> | null; keywords: string[] | null; keywordsLower: string[] | null; keywordHits: Map<number, number> | null } = { prefixed: null, keywords: null, keywordsLower: null, keywordHits: null };
 
@@ -145,15 +152,12 @@ export class EventView implements FieldAccess {
   literalHits(field: string | null): Map<number, number> {
     if (!this.literals) throw new Error('this view has no literal index');
     if (field === null) return (this.shared.keywordHits ??= this.literals.scan('', this.keywordTexts(true)));
-    const key = field;
-    this.hitCache ??= new Map();
-    let hits = this.hitCache.get(key);
-    if (!hits) {
-      const texts = this.lowerTexts(field);
-      hits = texts ? this.literals.scan(key, texts) : EMPTY_HITS;
-      this.hitCache.set(key, hits);
+    const entry = this.entry(field);
+    if (entry.hits === undefined) {
+      const texts = this.lowerOf(entry);
+      entry.hits = texts ? this.literals.scan(field, texts) : EMPTY_HITS;
     }
-    return hits;
+    return entry.hits;
   }
 
   /** The same event seen through an alternative's field renames. */
@@ -169,11 +173,14 @@ export class EventView implements FieldAccess {
     return view;
   }
 
+  private entry(field: string): FieldEntry {
+    let entry = this.fields.get(field);
+    if (entry === undefined) this.fields.set(field, (entry = new FieldEntry(this.resolve(field))));
+    return entry;
+  }
+
   get(field: string): unknown {
-    if (this.resolved.has(field)) return this.resolved.get(field);
-    const value = this.resolve(field);
-    this.resolved.set(field, value);
-    return value;
+    return this.entry(field).value;
   }
 
   private resolve(field: string): unknown {
@@ -196,18 +203,20 @@ export class EventView implements FieldAccess {
   }
 
   texts(field: string): string[] | null {
-    let t = this.textCache.get(field);
-    if (t === undefined) this.textCache.set(field, (t = textForms(this.get(field))));
-    return t;
+    const entry = this.entry(field);
+    return entry.texts === undefined ? (entry.texts = textForms(entry.value)) : entry.texts;
   }
 
   lowerTexts(field: string): string[] | null {
-    let t = this.lowerCache.get(field);
-    if (t === undefined) {
-      const raw = this.texts(field);
-      this.lowerCache.set(field, (t = raw ? raw.map((s) => s.toLowerCase()) : null));
+    return this.lowerOf(this.entry(field));
+  }
+
+  private lowerOf(entry: FieldEntry): string[] | null {
+    if (entry.lower === undefined) {
+      const raw = entry.texts === undefined ? (entry.texts = textForms(entry.value)) : entry.texts;
+      entry.lower = raw ? raw.map((s) => s.toLowerCase()) : null;
     }
-    return t;
+    return entry.lower;
   }
 
   keywordTexts(lower: boolean): string[] {
@@ -232,6 +241,35 @@ export class EventView implements FieldAccess {
     // have one (docs/detection.md).
     shared.keywordsLower ??= [shared.keywords.join('\n').toLowerCase()];
     return shared.keywordsLower;
+  }
+
+  /**
+   * Whether `test` holds for any keyword value of the event: the values `keywordTexts(false)`
+   * lists (strings, and numbers and booleans by their text), read straight from the document,
+   * so no joined or lower-cased copy of the event is built. A value may be tested twice.
+   */
+  someKeywordText(test: (text: string) => boolean): boolean {
+    const doc = this.doc;
+    // Normalisation copies long values (the message, for one): each long text is tested once.
+    let long: string[] | null = null;
+    for (const k in doc) {
+      const v = doc[k];
+      if (typeof v === 'string') {
+        if (v.length >= LONG_TEXT) {
+          if (long === null) long = [v];
+          else if (long.includes(v)) continue;
+          else long.push(v);
+        }
+        if (test(v)) return true;
+      } else if (Array.isArray(v)) {
+        for (const x of v as unknown[]) {
+          if (typeof x === 'string') {
+            if (test(x)) return true;
+          } else if ((typeof x === 'number' || typeof x === 'boolean') && test(String(x))) return true;
+        }
+      } else if ((typeof v === 'number' || typeof v === 'boolean') && test(String(v))) return true;
+    }
+    return false;
   }
 
   /** Whether the event satisfies an alternative's field conditions. */

@@ -33,4 +33,51 @@ describe('LiteralIndex', () => {
     expect(ascii.scan('f', ['aéb']).has(ab)).toBe(false);
     expect(ascii.scan('f', ['é ab']).get(ab)).toBe(HIT_ANYWHERE | HIT_AT_END);
   });
+
+  it('builds automata ahead of the first scan when prepared, again after new literals', () => {
+    const index = new LiteralIndex();
+    const a = index.register('Image', 'cmd.exe');
+    index.register('CommandLine', 'whoami');
+    expect(index.prepared('Image')).toBe(false);
+    index.prepare();
+    expect(index.prepared('Image')).toBe(true);
+    expect(index.prepared('CommandLine')).toBe(true);
+    expect(index.prepared('Other')).toBe(false);
+    const b = index.register('Image', 'powershell');
+    expect(index.prepared('Image')).toBe(false);
+    // Scanning still builds on demand, with every literal registered so far.
+    const hits = index.scan('Image', ['c:\\cmd.exe powershell']);
+    expect(hits.has(a) && hits.has(b)).toBe(true);
+    expect(index.prepared('Image')).toBe(true);
+  });
+
+  it('agrees with a naive search on random literals and texts (where, and how often nothing is found)', () => {
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const word = (alphabet: string, min: number, max: number) => Array.from({ length: min + rand(max - min + 1) }, () => alphabet[rand(alphabet.length)]).join('');
+    for (let round = 0; round < 30; round++) {
+      const index = new LiteralIndex();
+      const alphabet = round % 3 === 0 ? 'abé' : 'abc';
+      const literals = Array.from({ length: 1 + rand(40) }, () => word(alphabet, 1, 5));
+      const ids = literals.map((t) => index.register('f', t));
+      for (let t = 0; t < 20; t++) {
+        const texts = Array.from({ length: 1 + rand(2) }, () => word(alphabet + 'Z', 0, 12));
+        const expected = new Map<number, number>();
+        literals.forEach((lit, k) => {
+          for (const text of texts) {
+            for (let at = text.indexOf(lit); at >= 0; at = text.indexOf(lit, at + 1)) {
+              let bits = HIT_ANYWHERE;
+              if (at === 0) bits |= HIT_AT_START;
+              if (at + lit.length === text.length) bits |= at === 0 ? HIT_AT_END | HIT_WHOLE : HIT_AT_END;
+              expected.set(ids[k]!, (expected.get(ids[k]!) ?? 0) | bits);
+            }
+          }
+        });
+        expect(index.scan('f', texts), `${JSON.stringify(literals)} in ${JSON.stringify(texts)}`).toEqual(expected);
+      }
+    }
+  });
 });

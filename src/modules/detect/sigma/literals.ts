@@ -97,6 +97,15 @@ class FieldLiterals {
     return { next, fail, out, dict, report, dfa, wide };
   }
 
+  /** Builds the automaton now rather than on the first scan. */
+  prepare(): void {
+    this.automaton ??= this.build();
+  }
+
+  get prepared(): boolean {
+    return this.automaton !== null;
+  }
+
   /** Every literal found in `texts`, with where it was found. */
   scan(texts: string[]): Map<number, number> {
     const a = (this.automaton ??= this.build());
@@ -166,6 +175,20 @@ export class LiteralIndex {
   }
 
   static MIN_LITERALS = 32;
+
+  /**
+   * Builds the automata of every field that does not have one yet (they are otherwise built on
+   * first use, which would put the cost on the first events that read each field). Fields with
+   * few literals are scanned too, for rule triggers (see trigger.ts).
+   */
+  prepare(): void {
+    for (const f of this.fields.values()) f.prepare();
+  }
+
+  /** Whether a field's automaton is built (false for a field without literals). */
+  prepared(field: string): boolean {
+    return this.fields.get(field)?.prepared ?? false;
+  }
 
   /** Literals of `field` found in its (lower-cased) texts. */
   scan(field: string, texts: string[]): Map<number, number> {

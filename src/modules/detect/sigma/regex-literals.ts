@@ -13,7 +13,7 @@
  * there an `s` ends a run too.
  */
 
-const MIN_LENGTH = 3;
+const MIN_LENGTH = 2;
 const REPEAT = /^\{\d+(,\d*)?\}/;
 
 export function requiredLiterals(source: string, caseInsensitive: boolean): string[] | null {

@@ -9,6 +9,7 @@ import {
   textForms,
   windashVariants,
   type CompileContext,
+  type FieldAccess,
 } from './values.js';
 
 // A mapping with no prefixes or aliases: field names resolve to exactly the doc's keys.
@@ -196,6 +197,24 @@ describe('wildcards and escapes', () => {
   });
 });
 
+describe('glob patterns with inner wildcards', () => {
+  it('need their literal pieces in order and without overlap', () => {
+    const p = (pattern: string) => stringPredicate(SigmaString.parse(pattern), false);
+    expect(p('*abc*abc*')('xabcabcx')).toBe(true);
+    expect(p('*abc*abc*')('xabcbcx')).toBe(false); // the second abc may not reuse the first one's characters
+    expect(p('*aba*aba*')('ababa')).toBe(false);
+    expect(p('*aba*aba*')('abaaba')).toBe(true);
+    expect(p('ab*ab')('ab')).toBe(false);
+    expect(p('ab*ab')('abab')).toBe(true);
+    expect(p('a?c*d')('abcxd')).toBe(true);
+    expect(p('a?c*d')('acd')).toBe(false);
+    expect(p('*/windows/*/cmd.exe')('c:/windows/system32/cmd.exe')).toBe(true);
+    expect(p('*/windows/*/cmd.exe')('c:/windows/cmd.exe')).toBe(false);
+    expect(p('*x*y*z*')('zyx')).toBe(false);
+    expect(p('*x*y*z*')('x-y-z')).toBe(true);
+  });
+});
+
 describe('null and empty values', () => {
   it('null matches an absent field or a null value (spec: PasswordLastSet: null)', () => {
     expect(matches('PasswordLastSet', null, { EventID: 4738 })).toBe(true);
@@ -256,6 +275,75 @@ describe('keywords', () => {
 
   it('never match null keywords', () => {
     expect(matches('', [null], doc)).toBe(false);
+  });
+
+  // Literal keywords are searched value by value (EventView.someKeywordText) instead of in the
+  // joined, lower-cased keyword text; a view without that method takes the joined text. Both must
+  // agree on everything, the characters that lower-case to ASCII included.
+  describe('value by value, as the joined keyword text', () => {
+    const joinedOnly = (d: Record<string, unknown>): FieldAccess => {
+      const v = view(d);
+      return { get: (f) => v.get(f), texts: (f) => v.texts(f), lowerTexts: (f) => v.lowerTexts(f), keywordTexts: (l) => v.keywordTexts(l) };
+    };
+    const both = (keywords: unknown, d: Record<string, unknown>, modifiers: string[] = []): boolean => {
+      const m = compileItem(null, modifiers, keywords);
+      const fast = m(view(d));
+      expect(m(joinedOnly(d))).toBe(fast);
+      return fast;
+    };
+    const mimikatz = ['sekurlsa::', 'Kiwi Legit Printer', '\\mimilib.dll', 'eo.oe.kiwi'];
+
+    it('finds a literal in any value, whatever its case', () => {
+      expect(both(mimikatz, { A: 'x', Message: 'mimikatz # SEKURLSA::logonpasswords' })).toBe(true);
+      expect(both(mimikatz, { Message: 'kiwi legit PRINTER' })).toBe(true);
+      expect(both(mimikatz, { Image: 'C:\\Temp\\MimiLib.DLL' })).toBe(true);
+      expect(both(mimikatz, { Message: 'sekurlsa:' })).toBe(false);
+      expect(both(mimikatz, { Message: 'eoxoe.kiwi' })).toBe(false);
+      expect(both(mimikatz, {})).toBe(false);
+    });
+
+    it('reads array elements, numbers and booleans, not nested objects', () => {
+      expect(both(['needle'], { List: ['hay', 'NEEDLE'] })).toBe(true);
+      expect(both(['4624'], { EventID: 4624 })).toBe(true);
+      expect(both(['4624'], { Ids: [1, 4624] })).toBe(true);
+      expect(both(['true'], { Flag: true })).toBe(true);
+      expect(both(['true'], { Flags: [false, true] })).toBe(true);
+      expect(both(['needle'], { Nested: { a: 'needle' } })).toBe(false);
+      expect(both(['needle'], { Nested: [{ a: 'needle' }] })).toBe(false);
+      expect(both(['needle'], { Empty: null, Missing: undefined })).toBe(false);
+    });
+
+    it('does not find a literal across two values', () => {
+      expect(both(['abc'], { A: 'xab', B: 'cx' })).toBe(false);
+      expect(both(['ab cd'], { A: 'ab', B: 'cd' })).toBe(false);
+    });
+
+    it('lower-cases as the joined text does: Kelvin sign and dotted capital I', () => {
+      // U+212A lower-cases to k, U+0130 to i + U+0307: the case-insensitive expression alone misses both.
+      expect(both(['kiwi'], { Message: '\u212aIWI' })).toBe(true);
+      expect(both(['kerberos::ptt'], { Message: 'mimikatz \u212aerberos::PTT' })).toBe(true);
+      expect(both(['\u0130', 'i\u0307x'], { Message: 'ABC\u0130X' })).toBe(true);
+      expect(both(['privilege::debug'], { Message: 'PR\u0130V\u0130LEGE::DEBUG' })).toBe(false);
+      expect(both(['privilege::debug'], { Message: '\u0130 privilege::debug' })).toBe(true);
+      // Long s (U+017F) and dotless i (U+0131) lower-case to themselves: no match in either path.
+      expect(both(['sekurlsa::'], { Message: '\u017fekurl\u017fa::' })).toBe(false);
+      expect(both(['kiwi'], { Message: 'k\u0131w\u0131' })).toBe(false);
+    });
+
+    it('keeps non-ASCII literals and unquoted wildcards on the joined text', () => {
+      expect(both(['stra\u00dfe'], { A: 'STRA\u00dfE' })).toBe(true);
+      expect(both(['\u00e9t\u00e9'], { A: '\u00c9T\u00c9' })).toBe(true);
+      expect(both(['\u00e9t\u00e9'], { A: 'ete' })).toBe(false);
+      expect(both(['ab*cd'], { A: 'AB x CD' })).toBe(true);
+      expect(both(['ab*cd', 'zzz'], { A: 'ab', B: 'cd' })).toBe(true); // a wildcard may span values (joined text)
+    });
+
+    it('with |all and with a single keyword', () => {
+      expect(both(['OabVirtualDirectory', ' -ExternalUrl '], { A: 'set-oabvirtualdirectory', B: 'X -EXTERNALURL Y' }, ['all'])).toBe(true);
+      expect(both(['OabVirtualDirectory', ' -ExternalUrl '], { A: 'set-oabvirtualdirectory' }, ['all'])).toBe(false);
+      expect(both('mimikatz', { A: 'Invoke-MIMIKATZ' })).toBe(true);
+      expect(both('mimikatz', { A: 'mimi-katz' })).toBe(false);
+    });
   });
 });
 

@@ -137,6 +137,8 @@ export interface FieldAccess {
   lowerTexts(field: string): string[] | null;
   /** Every string value of the event, for keyword searches. */
   keywordTexts(lower: boolean): string[];
+  /** Whether a test holds for any of the values `keywordTexts(false)` lists (a faster path where available). */
+  someKeywordText?(test: (text: string) => boolean): boolean;
   /** Registered literals found in the field (null: keywords), with where (see literals.ts); needs a literal index. */
   literalHits?(field: string | null): Map<number, number>;
 }
@@ -242,7 +244,18 @@ export function stringPredicate(pattern: SigmaString, cased: boolean): (text: st
     return (s) => norm(s).includes(inner);
   }
   if (pieces.length === 1 && 'any' in pieces[0]!) return () => true;
-  return (s) => globMatch(pieces, norm(s));
+  // A match places the literal pieces in order without overlap, so each must be found after the
+  // previous one: native substring searches reject most texts before the glob matcher runs.
+  const required = lits.filter((x): x is string => x !== null);
+  return (s) => {
+    let from = 0;
+    for (let i = 0; i < required.length; i++) {
+      const at = s.indexOf(required[i]!, from);
+      if (at < 0) return false;
+      from = at + required[i]!.length;
+    }
+    return globMatch(pieces, norm(s));
+  };
 }
 
 /**
@@ -509,10 +522,7 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
   }
 
   if (shared) preds.push(literalTest(shared, ctx.literals!, field, readAllLower));
-  if (keywordLiterals.length > 0) {
-    const any = new RegExp(keywordLiterals.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
-    preds.push((e) => readAllLower(e)?.some((t) => any.test(t)) ?? false);
-  }
+  if (keywordLiterals.length > 0) preds.push(keywordLiteralTest(keywordLiterals));
   let matcher: Pred;
   if (preds.length === 1) matcher = preds[0]!;
   else if (all) matcher = (e) => preds.every((p) => p(e));
@@ -527,6 +537,40 @@ export function compileItem(field: string | null, modifiers: string[], rawValues
   // A rough cost, so conditions can test cheap items first (regular expressions and keyword
   // searches over the whole event are the dear ones).
   return withCost(matcher, (comparison === 're' ? 50 : field === null ? 20 : comparison === 'fieldref' ? 3 : 1) * Math.max(1, Math.min(preds.length, 10)));
+}
+
+/**
+ * The two characters outside ASCII whose lower case holds an ASCII character (U+0130 `İ` → `i̇`,
+ * U+212A Kelvin sign → `k`); no other UTF-16 code unit lower-cases to anything with ASCII in it.
+ */
+const LOWERS_TO_ASCII = ['\u0130', '\u212a'];
+const isAscii = (t: string): boolean => {
+  for (let i = 0; i < t.length; i++) if (t.charCodeAt(i) >= 128) return false;
+  return true;
+};
+
+/**
+ * Case-insensitive keyword `contains` literals (already lower-cased): does any of them occur in the
+ * lower-cased, newline-joined text of the event's values (`keywordTexts(true)`)?
+ *
+ * When every literal is ASCII without a newline, the same answer comes value by value without
+ * building that text: a literal cannot span two values (no newline in it), lower-casing is per
+ * character there (the newline separates contexts), and an ASCII literal occurs in a value's lower
+ * case exactly when it occurs in the value ignoring ASCII case, unless the value holds one of
+ * `LOWERS_TO_ASCII`. So each value is searched with a case-insensitive expression, and a hit (rare)
+ * or a value with such a character is decided by the original test on the value's lower case.
+ */
+function keywordLiteralTest(literals: string[]): ItemMatcher {
+  const alternation = literals.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+  const any = new RegExp(alternation);
+  const joined = (e: FieldAccess) => e.keywordTexts(true).some((t) => any.test(t));
+  if (!literals.every((t) => isAscii(t) && !t.includes('\n'))) return joined;
+  const folded = new RegExp(alternation, 'i');
+  const oneValue = (t: string): boolean => {
+    if (t.includes(LOWERS_TO_ASCII[0]!) || t.includes(LOWERS_TO_ASCII[1]!)) return any.test(t.toLowerCase());
+    return folded.test(t) && any.test(t.toLowerCase());
+  };
+  return (e) => (e.someKeywordText ? e.someKeywordText(oneValue) : joined(e));
 }
 
 /** Matchers carry an estimated cost; conditions order their operands by it (see condition.ts). */
