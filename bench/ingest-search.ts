@@ -26,6 +26,8 @@ const SEARCH_EVENTS = Number(process.env.BENCH_SEARCH_EVENTS ?? 1_000_000);
 const HTTP_EVENTS = Number(process.env.BENCH_HTTP_EVENTS ?? 200_000);
 // Which parts run (comma-separated): bulk (syslog-sized _bulk), windows, tcp, search.
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'bulk,windows,tcp,search').split(',').map((s) => s.trim()));
+// Concurrent shippers (_bulk requests in flight) and TCP connections.
+const SHIPPERS = Number(process.env.BENCH_SHIPPERS ?? 4);
 const WINDOWS_DIR = process.env.WINDOWS_EVENTS_DIR ?? new URL('../../shared/data/windows-events/', import.meta.url).pathname;
 
 function syslogLine(i: number): string {
@@ -61,8 +63,8 @@ async function target(name: string, databaseUrl?: string) {
   const auth = `Basic ${Buffer.from(`bench:${key}`).toString('base64')}`;
   const results: Record<string, string> = {};
 
-  // --- HTTP bulk, 4 concurrent shippers, 2,000 events per request, from a worker thread
-  const bulk = async (docs: string[], concurrency = 4, per = 2000) => {
+  // --- HTTP bulk, BENCH_SHIPPERS (4) concurrent shippers, 2,000 events per request, from a worker thread
+  const bulk = async (docs: string[], concurrency = SHIPPERS, per = 2000) => {
     const worker = new Worker(new URL('./shipper.mjs', import.meta.url), { workerData: { url: `http://127.0.0.1:${port}/_bulk`, auth, docs, concurrency, per } });
     const { seconds } = await new Promise<{ seconds: number }>((resolve, reject) => {
       worker.once('message', resolve);
@@ -96,14 +98,14 @@ async function target(name: string, databaseUrl?: string) {
     else results['HTTP _bulk, real Windows events'] = 'skipped (no ../shared/data/windows-events)';
   }
 
-  // --- syslog over TCP, 4 connections, newline framing; done when all are committed
+  // --- syslog over TCP, BENCH_SHIPPERS (4) connections, newline framing; done when all are committed
   if (PARTS.has('tcp')) {
     const listener = await startListener(app.ingest, app.platform.logger, { protocol: 'syslog', transport: 'tcp', host: '127.0.0.1', port: 0, workspaceId: ws.id, batchSize: 5000 });
     const before = (await app.ingest.stats(ws.id)).syslog?.stored ?? 0;
     const n = HTTP_EVENTS;
-    const parts = Array.from({ length: 4 }, (_, c) => {
+    const parts = Array.from({ length: SHIPPERS }, (_, c) => {
       const lines: string[] = [];
-      for (let i = c; i < n; i += 4) lines.push(syslogLine(i));
+      for (let i = c; i < n; i += SHIPPERS) lines.push(syslogLine(i));
       return `${lines.join('\n')}\n`;
     });
     await settle();
