@@ -45,17 +45,22 @@ class Tally {
     return this.counts.size === 0;
   }
 
-  /** Empties this tally into the statement that records it. */
-  take(): { sql: string; params: unknown[]; taken: Tally } {
+  /** Moves the counts out into a new tally, leaving this one empty. */
+  take(): Tally {
     const taken = new Tally();
     taken.merge(this);
     this.counts.clear();
+    return taken;
+  }
+
+  /** The statement that adds these counts to `ingest_counters`. */
+  statement(): { sql: string; params: unknown[] } {
     const columns: unknown[][] = [[], [], [], [], []];
-    for (const [key, n] of taken.counts) {
+    for (const [key, n] of this.counts) {
       (JSON.parse(key) as string[]).forEach((v, i) => columns[i]!.push(v));
       columns[4]!.push(n);
     }
-    return { sql: COUNT_SQL, params: columns, taken };
+    return { sql: COUNT_SQL, params: columns };
   }
 }
 
@@ -170,7 +175,8 @@ export class IngestPipeline {
   /** Records the rejected and dropped counts not yet in the database. */
   private async flushCounts(): Promise<void> {
     if (this.unrecorded.empty) return;
-    const { sql, params, taken } = this.unrecorded.take();
+    const taken = this.unrecorded.take();
+    const { sql, params } = taken.statement();
     try {
       await this.platform.db.query(sql, params);
     } catch (err) {
@@ -281,15 +287,15 @@ export class IngestPipeline {
     const times = new Set<number>();
     for (const p of pending) for (const e of p.events) times.add(dayStart(e.ts));
     await this.partitions.ensureFor(times);
-    const tally = this.unrecorded;
-    for (const p of pending) tally.add(p.workspaceId, p.source, 'stored', p.events.length);
-    const { sql, params, taken } = tally.take();
+    const waiting = this.unrecorded.take();
+    const counts = new Tally();
+    counts.merge(waiting);
+    for (const p of pending) counts.add(p.workspaceId, p.source, 'stored', p.events.length);
     try {
-      await this.platform.db.copyFrom('events', EVENT_COLUMNS, rows(pending), { then: { sql, params } });
+      await this.platform.db.copyFrom('events', EVENT_COLUMNS, rows(pending), { then: counts.statement() });
     } catch (err) {
-      // Not stored: the stored counts go, the others wait for the next chance.
-      for (const p of pending) taken.add(p.workspaceId, p.source, 'stored', -p.events.length);
-      this.unrecorded.merge(taken);
+      // Nothing was stored; the rejected and dropped counts wait for the next chance.
+      this.unrecorded.merge(waiting);
       throw err;
     }
   }
